@@ -1,0 +1,176 @@
+//! # nnqft-cli
+//!
+//! The pieces every stage binary shares: resolving `--pipeline`, the default
+//! data directory, the thread pool, progress reporting, and printing a
+//! failure as one line with a non-zero exit code.
+
+use anyhow::{Context, Result, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use nnqft_core::Pipeline;
+use nnqft_core::pipeline::DEFAULT_PIPELINE_TOML;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// A loaded pipeline and where it came from (a path, or "<embedded quick>").
+pub struct Loaded {
+    pub pipeline: Pipeline,
+    pub source: String,
+}
+
+/// Resolves `--pipeline`: `None` is the embedded default; a value that names
+/// an existing file (or ends in `.toml`) is a path; otherwise `NAME` means
+/// `pipelines/NAME.toml`. Parse and validation errors name the file.
+pub fn load_pipeline(arg: Option<&str>) -> Result<Loaded> {
+    let Some(arg) = arg else {
+        let pipeline = Pipeline::from_toml(DEFAULT_PIPELINE_TOML)
+            .map_err(|e| anyhow::anyhow!("<embedded default pipeline>: {e}"))?;
+        return Ok(Loaded { pipeline, source: "<embedded default pipeline>".into() });
+    };
+    let direct = Path::new(arg);
+    let path = if direct.is_file() || arg.ends_with(".toml") || arg.contains('/') {
+        direct.to_path_buf()
+    } else {
+        let p = Path::new("pipelines").join(format!("{arg}.toml"));
+        if !p.is_file() {
+            bail!("pipeline {arg:?}: no file {arg} nor {}", p.display());
+        }
+        p
+    };
+    let text = std::fs::read_to_string(&path).with_context(|| format!("{}: cannot read pipeline", path.display()))?;
+    let pipeline = Pipeline::from_toml(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok(Loaded { pipeline, source: path.display().to_string() })
+}
+
+/// `--data` if given, else `data/NAME`.
+pub fn data_dir(arg: Option<PathBuf>, pipeline: &Pipeline) -> PathBuf {
+    arg.unwrap_or_else(|| Path::new("data").join(&pipeline.name))
+}
+
+/// Sizes the global rayon pool (`None`: one thread per core).
+pub fn init_threads(threads: Option<usize>) -> Result<()> {
+    let mut b = rayon::ThreadPoolBuilder::new();
+    if let Some(n) = threads {
+        if n == 0 {
+            bail!("--threads must be >= 1");
+        }
+        b = b.num_threads(n);
+    }
+    b.build_global().context("cannot start the thread pool")
+}
+
+/// Runs a stage's body; on error prints `PROGRAM: error: REASON` (the whole
+/// context chain on one line) and exits with code 1.
+pub fn run_main(program: &str, body: impl FnOnce() -> Result<()>) {
+    if let Err(e) = body() {
+        let msg = format!("{e:#}").replace('\n', " ");
+        eprintln!("{program}: error: {msg}");
+        std::process::exit(1);
+    }
+}
+
+/// Parses `I/N` (1 <= I <= N) for `--shard`.
+///
+/// ```
+/// assert_eq!(nnqft_cli::parse_shard("2/3").unwrap(), (2, 3));
+/// assert!(nnqft_cli::parse_shard("0/3").is_err());
+/// assert!(nnqft_cli::parse_shard("4/3").is_err());
+/// ```
+pub fn parse_shard(s: &str) -> Result<(u32, u32), String> {
+    let (i, n) = s.split_once('/').ok_or_else(|| format!("--shard {s:?}: expected I/N, e.g. 2/8"))?;
+    let i: u32 = i.trim().parse().map_err(|_| format!("--shard {s:?}: I is not a whole number"))?;
+    let n: u32 = n.trim().parse().map_err(|_| format!("--shard {s:?}: N is not a whole number"))?;
+    if n == 0 || i == 0 || i > n {
+        return Err(format!("--shard {s:?}: need 1 <= I <= N"));
+    }
+    Ok((i, n))
+}
+
+/// Progress of a long stage: an indicatif bar on a terminal, otherwise a
+/// plain line to stderr every `interval` (for logs and CI).
+pub struct Progress {
+    label: String,
+    unit: &'static str,
+    total: u64,
+    done: AtomicU64,
+    start: Instant,
+    bar: Option<ProgressBar>,
+    last_line: Mutex<Instant>,
+    interval: Duration,
+}
+
+impl Progress {
+    /// `total` units of work named `unit` ("nets", "MB").
+    pub fn new(label: &str, total: u64, unit: &'static str) -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let b = ProgressBar::new(total);
+            b.set_style(
+                ProgressStyle::with_template(&format!(
+                    "{{prefix}} [{{bar:30.cyan/blue}}] {{human_pos}}/{{human_len}} {unit} {{per_sec}} ETA {{eta}}"
+                ))
+                .expect("valid template")
+                .progress_chars("=> "),
+            );
+            b.set_prefix(label.to_string());
+            b
+        });
+        Progress {
+            label: label.to_string(),
+            unit,
+            total,
+            done: AtomicU64::new(0),
+            start: Instant::now(),
+            bar,
+            last_line: Mutex::new(Instant::now()),
+            interval: Duration::from_secs(10),
+        }
+    }
+
+    /// Adds `n` finished units.
+    pub fn inc(&self, n: u64) {
+        let done = self.done.fetch_add(n, Ordering::Relaxed) + n;
+        if let Some(b) = &self.bar {
+            b.inc(n);
+            return;
+        }
+        let mut last = self.last_line.lock().unwrap();
+        if last.elapsed() >= self.interval && done < self.total {
+            *last = Instant::now();
+            let secs = self.start.elapsed().as_secs_f64();
+            let rate = done as f64 / secs.max(1e-9);
+            let eta = (self.total - done) as f64 / rate.max(1e-9);
+            eprintln!(
+                "{}: {:.0}% ({}/{} {}, {} {}/s, ETA {:.0}s)",
+                self.label,
+                100.0 * done as f64 / self.total.max(1) as f64,
+                human(done as f64),
+                human(self.total as f64),
+                self.unit,
+                human(rate),
+                self.unit,
+                eta
+            );
+        }
+    }
+
+    /// Clears the bar; returns (units done, seconds elapsed).
+    pub fn finish(&self) -> (u64, f64) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+        (self.done.load(Ordering::Relaxed), self.start.elapsed().as_secs_f64())
+    }
+}
+
+/// 1234567 -> "1.23M".
+pub fn human(x: f64) -> String {
+    let (v, s) = match x.abs() {
+        a if a >= 1e9 => (x / 1e9, "G"),
+        a if a >= 1e6 => (x / 1e6, "M"),
+        a if a >= 1e3 => (x / 1e3, "k"),
+        _ => (x, ""),
+    };
+    if s.is_empty() { format!("{v:.0}") } else { format!("{v:.3}{s}") }
+}

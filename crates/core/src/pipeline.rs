@@ -1,0 +1,252 @@
+//! Pipeline files (SPEC.md "Pipelines"): parsing, validation and config hashes.
+//!
+//! Parsing is strict: unknown keys are errors (typos must not be ignored),
+//! and every semantic error names the field, e.g.
+//! `sample.arch[1].sigma_w: must be finite and >= 0 (got -1)`.
+
+use crate::rng::sha256_hex;
+use crate::sampler::SAMPLER_VERSION;
+use crate::ArchSpec;
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+
+/// The default pipeline, embedded in the binaries (`pipelines/quick.toml`).
+pub const DEFAULT_PIPELINE_TOML: &str = include_str!("../../../pipelines/quick.toml");
+
+/// Largest number of input points per architecture (points are UInt16 in the tables).
+pub const MAX_POINTS: usize = 1024;
+/// Largest number of f32 values one part file holds in memory (nets_per_part x k).
+pub const MAX_PART_VALUES: u64 = 1 << 26;
+
+/// One experiment: every number of the protocol lives here.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pipeline {
+    pub name: String,
+    pub seed: u64,
+    pub sample: SampleConfig,
+    #[serde(default)]
+    pub moments: MomentsConfig,
+}
+
+/// `[sample]`: what networks to draw and how many.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SampleConfig {
+    pub bags: u32,
+    pub nets_per_bag: u64,
+    pub widths: Vec<usize>,
+    /// Nets per part file: bounds the memory of the sampler and the reducer.
+    #[serde(default = "default_nets_per_part")]
+    pub nets_per_part: u64,
+    pub arch: Vec<ArchSpec>,
+}
+
+fn default_nets_per_part() -> u64 {
+    1 << 16
+}
+
+/// `[moments]`: which n-point functions to reduce.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MomentsConfig {
+    #[serde(default = "default_orders")]
+    pub orders: Vec<usize>,
+}
+
+fn default_orders() -> Vec<usize> {
+    vec![2, 4, 6]
+}
+
+impl Default for MomentsConfig {
+    fn default() -> Self {
+        MomentsConfig { orders: default_orders() }
+    }
+}
+
+/// A pipeline that could not be used: where, and why. Displays as one line.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConfigError {
+    /// `line L, column C` for syntax and type errors, a field path otherwise.
+    pub location: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.location, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn err(location: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError { location: location.into(), message: message.into() }
+}
+
+/// 1-based line and column of byte `offset` in `text`.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+impl Pipeline {
+    /// Parses and validates a pipeline file's text.
+    ///
+    /// ```
+    /// use nnqft_core::Pipeline;
+    /// let p = Pipeline::from_toml(nnqft_core::pipeline::DEFAULT_PIPELINE_TOML).unwrap();
+    /// assert_eq!(p.name, "quick");
+    /// let e = Pipeline::from_toml("name = \"x\"\nseed = 1\nsedd = 2\n").unwrap_err();
+    /// assert!(e.to_string().starts_with("line 3, column 1: unknown field `sedd`"), "{e}");
+    /// ```
+    pub fn from_toml(text: &str) -> Result<Pipeline, ConfigError> {
+        let p: Pipeline = toml::from_str(text).map_err(|e| {
+            let location = match e.span() {
+                Some(span) => {
+                    let (l, c) = line_col(text, span.start);
+                    format!("line {l}, column {c}")
+                }
+                None => "pipeline".to_string(),
+            };
+            err(location, e.message().trim().replace('\n', "; "))
+        })?;
+        p.validate()?;
+        Ok(p)
+    }
+
+    /// Checks every field; the first problem found is returned.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_name("name", &self.name)?;
+        let s = &self.sample;
+        if s.bags == 0 {
+            return Err(err("sample.bags", "must be >= 1"));
+        }
+        if s.nets_per_bag == 0 {
+            return Err(err("sample.nets_per_bag", "must be >= 1"));
+        }
+        if s.nets_per_part == 0 {
+            return Err(err("sample.nets_per_part", "must be >= 1"));
+        }
+        if s.widths.is_empty() {
+            return Err(err("sample.widths", "must list at least one width"));
+        }
+        let mut seen = HashSet::new();
+        for (i, &w) in s.widths.iter().enumerate() {
+            if w == 0 {
+                return Err(err(format!("sample.widths[{i}]"), "width must be >= 1 (got 0)"));
+            }
+            if w > 1 << 24 {
+                return Err(err(format!("sample.widths[{i}]"), format!("width {w} is absurd (max 16777216)")));
+            }
+            if !seen.insert(w) {
+                return Err(err(format!("sample.widths[{i}]"), format!("duplicate width {w}")));
+            }
+        }
+        if s.arch.is_empty() {
+            return Err(err("sample.arch", "must define at least one [[sample.arch]]"));
+        }
+        let mut names = HashSet::new();
+        for (i, a) in s.arch.iter().enumerate() {
+            let at = |field: &str| format!("sample.arch[{i}].{field}");
+            check_name(&at("name"), &a.name)?;
+            if !names.insert(a.name.as_str()) {
+                return Err(err(at("name"), format!("duplicate arch name {:?}", a.name)));
+            }
+            if a.d_in == 0 {
+                return Err(err(at("d_in"), "must be >= 1"));
+            }
+            for (field, v) in [("sigma_w", a.sigma_w), ("sigma_b", a.sigma_b)] {
+                if !v.is_finite() || v < 0.0 {
+                    return Err(err(at(field), format!("must be finite and >= 0 (got {v})")));
+                }
+            }
+            if a.hidden_layers != 1 {
+                return Err(err(
+                    at("hidden_layers"),
+                    format!("only 1 hidden layer is supported so far (got {})", a.hidden_layers),
+                ));
+            }
+            if a.inputs.is_empty() {
+                return Err(err(at("inputs"), "must list at least one input point"));
+            }
+            if a.inputs.len() > MAX_POINTS {
+                return Err(err(at("inputs"), format!("{} points; at most {MAX_POINTS}", a.inputs.len())));
+            }
+            for (j, x) in a.inputs.iter().enumerate() {
+                if x.len() != a.d_in {
+                    return Err(err(
+                        format!("sample.arch[{i}].inputs[{j}]"),
+                        format!("has {} coordinates but d_in = {}", x.len(), a.d_in),
+                    ));
+                }
+                if let Some(v) = x.iter().find(|v| !v.is_finite()) {
+                    return Err(err(format!("sample.arch[{i}].inputs[{j}]"), format!("non-finite coordinate {v}")));
+                }
+            }
+            if s.nets_per_part.saturating_mul(a.k() as u64) > MAX_PART_VALUES {
+                return Err(err(
+                    "sample.nets_per_part",
+                    format!(
+                        "{} nets x {} inputs per part exceeds {MAX_PART_VALUES} values; lower nets_per_part",
+                        s.nets_per_part,
+                        a.k()
+                    ),
+                ));
+            }
+        }
+        for (i, &o) in self.moments.orders.iter().enumerate() {
+            if !matches!(o, 2 | 4 | 6) {
+                return Err(err(format!("moments.orders[{i}]"), format!("order must be 2, 4 or 6 (got {o})")));
+            }
+        }
+        Ok(())
+    }
+
+    /// The architecture called `name`.
+    pub fn arch(&self, name: &str) -> Option<&ArchSpec> {
+        self.sample.arch.iter().find(|a| a.name == name)
+    }
+
+    /// Number of part files per bag.
+    pub fn parts_per_bag(&self) -> u32 {
+        self.sample.nets_per_bag.div_ceil(self.sample.nets_per_part) as u32
+    }
+
+    /// Nets in part `part` of a bag (the last part may be short).
+    pub fn nets_in_part(&self, part: u32) -> u64 {
+        let s = &self.sample;
+        (s.nets_per_bag - part as u64 * s.nets_per_part).min(s.nets_per_part)
+    }
+
+    /// The config hash recorded in every sample part of (arch, width): it
+    /// covers everything that determines the part's contents. A part whose
+    /// recorded hash differs was made by another config.
+    pub fn sample_hash(&self, arch: &ArchSpec, width: usize) -> String {
+        let key = serde_json::json!({
+            "sampler_version": SAMPLER_VERSION,
+            "pipeline": self.name,
+            "seed": self.seed,
+            "arch": arch,
+            "width": width,
+            "nets_per_bag": self.sample.nets_per_bag,
+            "nets_per_part": self.sample.nets_per_part,
+        });
+        sha256_hex(key.to_string().as_bytes())
+    }
+}
+
+/// Names end up in paths: keep them to a safe alphabet.
+fn check_name(field: &str, name: &str) -> Result<(), ConfigError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('.')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(err(field, format!("{name:?} must be 1-64 characters of [A-Za-z0-9._-], not starting with '.'")))
+    }
+}

@@ -1,0 +1,101 @@
+//! Pipeline parsing and validation: every bad input is one clear error that
+//! names the field (or line and column for syntax and type errors).
+
+use nnqft_core::Pipeline;
+use nnqft_core::pipeline::DEFAULT_PIPELINE_TOML;
+
+const BASE: &str = r#"
+name = "t"
+seed = 1
+[sample]
+bags = 2
+nets_per_bag = 10
+widths = [3, 5]
+[[sample.arch]]
+name = "a"
+activation = "erf"
+d_in = 1
+sigma_w = 1.0
+sigma_b = 1.0
+inputs = [[0.5], [1.0]]
+"#;
+
+fn error_of(text: &str) -> String {
+    Pipeline::from_toml(text).expect_err("should be rejected").to_string()
+}
+
+#[test]
+fn base_and_shipped_pipelines_parse() {
+    Pipeline::from_toml(BASE).unwrap();
+    Pipeline::from_toml(DEFAULT_PIPELINE_TOML).unwrap();
+    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../../pipelines")).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let p = Pipeline::from_toml(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(Some(p.name.as_str()), path.file_stem().and_then(|s| s.to_str()), "file name = pipeline name");
+    }
+}
+
+#[test]
+fn bad_inputs_are_named() {
+    let cases: &[(&str, &str, &str)] = &[
+        ("activation = \"erf\"", "activation = \"swish\"", "line 10, column 14: unknown variant `swish`"),
+        ("d_in = 1", "d_in = 2", "sample.arch[0].inputs[0]: has 1 coordinates but d_in = 2"),
+        ("widths = [3, 5]", "widths = [3, 0]", "sample.widths[1]: width must be >= 1 (got 0)"),
+        ("widths = [3, 5]", "widths = [3, 3]", "sample.widths[1]: duplicate width 3"),
+        ("nets_per_bag = 10", "nets_per_bag = 0", "sample.nets_per_bag: must be >= 1"),
+        ("nets_per_bag = 10", "nets_per_bag = -3", "line 6, column 16: invalid value: integer `-3`, expected u64"),
+        ("bags = 2", "bags = 0", "sample.bags: must be >= 1"),
+        ("sigma_w = 1.0", "sigma_w = -1.0", "sample.arch[0].sigma_w: must be finite and >= 0 (got -1)"),
+        ("sigma_b = 1.0", "sigma_b = nan", "sample.arch[0].sigma_b: must be finite and >= 0 (got NaN)"),
+        ("sigma_b = 1.0", "sigma_b = inf", "sample.arch[0].sigma_b: must be finite and >= 0 (got inf)"),
+        ("sigma_w = 1.0", "sigma_w = \"one\"", "line 12, column 11: invalid type: string \"one\", expected f64"),
+        ("sigma_w = 1.0", "sigma_w = 1.0\nsigmab = 2.0", "line 13, column 1: unknown field `sigmab`"),
+        ("inputs = [[0.5], [1.0]]", "inputs = [[0.5], [nan]]", "sample.arch[0].inputs[1]: non-finite coordinate NaN"),
+        ("inputs = [[0.5], [1.0]]", "inputs = []", "sample.arch[0].inputs: must list at least one input point"),
+        ("name = \"a\"", "name = \"../x\"", "sample.arch[0].name: \"../x\" must be"),
+        ("seed = 1", "seed = 1\nseed = 2", "line 4, column 1: duplicate key"),
+        ("bags = 2", "bags = 2\nwidths2 = [1]", "line 6, column 1: unknown field `widths2`"),
+        ("[sample]", "[sample", "line 4, column 8: "),
+    ];
+    for (from, to, want) in cases {
+        assert!(BASE.contains(from), "{from}");
+        let text = BASE.replacen(from, to, 1);
+        let got = error_of(&text);
+        assert!(got.starts_with(want), "for {to:?}:\n got: {got}\nwant: {want}...");
+        assert!(!got.contains('\n'), "one line: {got}");
+    }
+}
+
+#[test]
+fn duplicate_arch_names_are_rejected() {
+    let text = format!("{BASE}\n[[sample.arch]]\nname = \"a\"\nactivation = \"relu\"\nd_in = 1\nsigma_w = 1.0\nsigma_b = 0.0\ninputs = [[1.0]]\n");
+    assert_eq!(error_of(&text), "sample.arch[1].name: duplicate arch name \"a\"");
+}
+
+#[test]
+fn missing_required_field_is_named() {
+    let got = error_of(&BASE.replace("seed = 1\n", ""));
+    assert!(got.contains("missing field `seed`"), "{got}");
+}
+
+#[test]
+fn config_hash_tracks_content_not_width_list() {
+    let p = Pipeline::from_toml(BASE).unwrap();
+    let a = &p.sample.arch[0];
+    let h = p.sample_hash(a, 3);
+    assert_ne!(h, p.sample_hash(a, 5));
+    let more_widths = Pipeline::from_toml(&BASE.replace("[3, 5]", "[3, 5, 7]")).unwrap();
+    assert_eq!(h, more_widths.sample_hash(&more_widths.sample.arch[0], 3));
+    let other_seed = Pipeline::from_toml(&BASE.replace("seed = 1", "seed = 2")).unwrap();
+    assert_ne!(h, other_seed.sample_hash(&other_seed.sample.arch[0], 3));
+    let other_sigma = Pipeline::from_toml(&BASE.replace("sigma_b = 1.0", "sigma_b = 1.5")).unwrap();
+    assert_ne!(h, other_sigma.sample_hash(&other_sigma.sample.arch[0], 3));
+}
+
+#[test]
+fn parts_cover_the_bag() {
+    let p = Pipeline::from_toml(&BASE.replace("nets_per_bag = 10", "nets_per_bag = 10\nnets_per_part = 4")).unwrap();
+    assert_eq!(p.parts_per_bag(), 3);
+    assert_eq!((0..3).map(|i| p.nets_in_part(i)).collect::<Vec<_>>(), vec![4, 4, 2]);
+}

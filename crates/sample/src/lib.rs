@@ -1,0 +1,293 @@
+//! The `sample` stage: plan the work units of a pipeline, decide which are
+//! already done (resume), draw the rest in parallel, write them atomically.
+//!
+//! A work unit is one part file: (arch, width, bag, part). Units are listed
+//! in a canonical order (arch, width, bag, part); `--shard I/N` takes every
+//! N-th unit starting at I-1, which spreads cheap and expensive widths evenly
+//! over the shards. Each unit has its own random stream, so the bytes written
+//! do not depend on threads, shards, order or interruptions.
+
+use anyhow::{Context, Result, bail};
+use nnqft_cli::{Progress, human};
+use nnqft_core::rng::StreamKey;
+use nnqft_core::{NetSampler, Pipeline};
+use nnqft_store::atomic::{clean_stale_temps, is_temp_name};
+use nnqft_store::samples::{PartMeta, bag_dir, part_file_name, part_path, read_part_meta, write_part};
+use rayon::prelude::*;
+use std::path::{Path, PathBuf};
+
+/// How to run the stage.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// `(I, N)`: do the I-th of N parts of the work (1-based).
+    pub shard: Option<(u32, u32)>,
+    /// Redo existing parts (also foreign ones) and remove stale files.
+    pub force: bool,
+}
+
+/// One part file's worth of sampling.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WorkUnit {
+    /// Index into `pipeline.sample.arch`.
+    pub arch: usize,
+    pub width: usize,
+    pub bag: u32,
+    pub part: u32,
+}
+
+/// Every work unit of the pipeline, in canonical order.
+pub fn plan(p: &Pipeline) -> Vec<WorkUnit> {
+    let mut units = Vec::new();
+    for arch in 0..p.sample.arch.len() {
+        for &width in &p.sample.widths {
+            for bag in 0..p.sample.bags {
+                for part in 0..p.parts_per_bag() {
+                    units.push(WorkUnit { arch, width, bag, part });
+                }
+            }
+        }
+    }
+    units
+}
+
+/// The units of shard `i` of `n` (1-based): every n-th unit from i-1.
+pub fn shard_units(units: &[WorkUnit], shard: Option<(u32, u32)>) -> Vec<WorkUnit> {
+    match shard {
+        None => units.to_vec(),
+        Some((i, n)) => units.iter().skip(i as usize - 1).step_by(n as usize).copied().collect(),
+    }
+}
+
+/// What a finished run did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Report {
+    pub parts_written: usize,
+    pub nets_written: u64,
+    pub parts_skipped: usize,
+    pub parts_redone_corrupt: usize,
+    pub stale_removed: usize,
+    pub seconds: f64,
+}
+
+/// The footer a unit's part file must carry.
+fn expected_meta(p: &Pipeline, u: &WorkUnit) -> PartMeta {
+    let arch = &p.sample.arch[u.arch];
+    PartMeta {
+        pipeline: p.name.clone(),
+        seed: p.seed,
+        arch: arch.clone(),
+        inputs: arch.inputs.clone(),
+        width: u.width,
+        bag: u.bag,
+        part: u.part,
+        nets: p.nets_in_part(u.part),
+        config_hash: p.sample_hash(arch, u.width),
+        version: nnqft_core::VERSION.to_string(),
+        sampler_version: nnqft_core::sampler::SAMPLER_VERSION,
+    }
+}
+
+enum State {
+    Done,
+    Missing,
+    Corrupt(String),
+    Foreign(String),
+}
+
+fn state(path: &Path, want: &PartMeta) -> State {
+    if !path.exists() {
+        return State::Missing;
+    }
+    match read_part_meta(path) {
+        Err(e) => State::Corrupt(format!("{e:#}")),
+        Ok(m) if m.config_hash != want.config_hash => State::Foreign(format!(
+            "{}: written by a different config (pipeline {:?}, hash {}..., this config's is {}...)",
+            path.display(),
+            m.pipeline,
+            &m.config_hash[..m.config_hash.len().min(12)],
+            &want.config_hash[..12]
+        )),
+        Ok(m) if (m.bag, m.part, m.nets, m.width, &m.arch.name) != (want.bag, want.part, want.nets, want.width, &want.arch.name) => {
+            State::Corrupt(format!("{}: footer describes another part (arch {}, width {}, bag {}, part {})", path.display(), m.arch.name, m.width, m.bag, m.part))
+        }
+        Ok(_) => State::Done,
+    }
+}
+
+/// Files and directories under `DATA/samples` that the pipeline would not
+/// produce (a removed width, fewer bags, a smaller nets_per_bag...).
+/// Temporary files are not listed (they are cleaned separately).
+pub fn stale_entries(p: &Pipeline, data: &Path) -> Result<Vec<PathBuf>> {
+    fn list(dir: &Path) -> Result<Vec<(String, PathBuf, bool)>> {
+        let mut out = Vec::new();
+        let rd = match std::fs::read_dir(dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(e).with_context(|| format!("cannot list {}", dir.display())),
+        };
+        for e in rd {
+            let e = e?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            out.push((name, e.path(), e.file_type()?.is_dir()));
+        }
+        out.sort();
+        Ok(out)
+    }
+    let mut stale = Vec::new();
+    for (an, ap, adir) in list(&data.join("samples"))? {
+        let Some(arch) = an.strip_prefix("arch=").filter(|_| adir).filter(|a| p.arch(a).is_some()) else {
+            stale.push(ap);
+            continue;
+        };
+        let _ = arch;
+        for (wn, wp, wdir) in list(&ap)? {
+            let ok = wdir && wn.strip_prefix("width=").and_then(|w| w.parse::<usize>().ok()).is_some_and(|w| p.sample.widths.contains(&w) && wn == format!("width={w}"));
+            if !ok {
+                stale.push(wp);
+                continue;
+            }
+            for (bn, bp, bdir) in list(&wp)? {
+                let ok = bdir && bn.strip_prefix("bag=").and_then(|b| b.parse::<u32>().ok()).is_some_and(|b| b < p.sample.bags && bn == format!("bag={b}"));
+                if !ok {
+                    stale.push(bp);
+                    continue;
+                }
+                let parts = p.parts_per_bag();
+                for (fname, fp, fdir) in list(&bp)? {
+                    if !fdir && is_temp_name(&fname) {
+                        continue;
+                    }
+                    if fdir || !(0..parts).any(|i| part_file_name(i) == fname) {
+                        stale.push(fp);
+                    }
+                }
+            }
+        }
+    }
+    Ok(stale)
+}
+
+/// Free bytes on the file system holding `dir` (or its nearest existing ancestor).
+fn free_bytes(dir: &Path) -> Option<u64> {
+    let mut d = dir.to_path_buf();
+    while !d.exists() {
+        d = d.parent()?.to_path_buf();
+        if d.as_os_str().is_empty() {
+            d = PathBuf::from(".");
+        }
+    }
+    let c = std::ffi::CString::new(d.as_os_str().as_encoded_bytes()).ok()?;
+    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a valid NUL-terminated path and `s` a valid out-pointer.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut s) } != 0 {
+        return None;
+    }
+    Some(s.f_bavail as u64 * s.f_frsize as u64)
+}
+
+/// Runs the sample stage for `p`, writing under `data`.
+pub fn run(p: &Pipeline, data: &Path, opts: &Options) -> Result<Report> {
+    let mut report = Report::default();
+    let stale = stale_entries(p, data)?;
+    if !stale.is_empty() {
+        if !opts.force {
+            bail!(
+                "{}: not produced by pipeline {:?} as configured now ({} stale entr{}); delete it, use another --data, or rerun with --force to remove it",
+                stale[0].display(),
+                p.name,
+                stale.len(),
+                if stale.len() == 1 { "y" } else { "ies" }
+            );
+        }
+        for s in &stale {
+            let r = if s.is_dir() { std::fs::remove_dir_all(s) } else { std::fs::remove_file(s) };
+            match r {
+                Ok(()) => report.stale_removed += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e).with_context(|| format!("cannot remove stale {}", s.display())),
+            }
+        }
+    }
+
+    let units = shard_units(&plan(p), opts.shard);
+    let states: Vec<(WorkUnit, PartMeta, State)> = units
+        .par_iter()
+        .map(|u| {
+            let want = expected_meta(p, u);
+            let st = state(&part_path(data, &want.arch.name, u.width, u.bag, u.part), &want);
+            (*u, want, st)
+        })
+        .collect();
+
+    let mut todo = Vec::new();
+    let mut foreign = Vec::new();
+    for (u, want, st) in states {
+        match st {
+            State::Done if !opts.force => report.parts_skipped += 1,
+            State::Done | State::Missing => todo.push((u, want)),
+            State::Corrupt(why) => {
+                eprintln!("nnqft-sample: warning: {why}; redoing it");
+                report.parts_redone_corrupt += 1;
+                todo.push((u, want));
+            }
+            State::Foreign(why) if opts.force => {
+                eprintln!("nnqft-sample: warning: {why}; --force: redoing it");
+                todo.push((u, want));
+            }
+            State::Foreign(why) => foreign.push(why),
+        }
+    }
+    if let Some(first) = foreign.first() {
+        bail!(
+            "{first}; {} part(s) like this. Nothing was overwritten: use another --data, or --force to redo them",
+            foreign.len()
+        );
+    }
+
+    let bytes: u64 = todo.iter().map(|(_, m)| m.nets * m.inputs.len() as u64 * 4 + 8192).sum();
+    if let Some(free) = free_bytes(data)
+        && bytes > free
+    {
+        bail!(
+            "{}: this run needs about {} of disk but only {} is free; nothing was written",
+            data.display(),
+            human_bytes(bytes),
+            human_bytes(free)
+        );
+    }
+
+    nnqft_store::inputs::write_inputs(data, p)?;
+    let total_nets: u64 = todo.iter().map(|(_, m)| m.nets).sum();
+    let progress = Progress::new(&format!("sample {}", p.name), total_nets, "nets");
+    todo.par_iter().try_for_each(|(u, meta)| -> Result<()> {
+        let arch = &p.sample.arch[u.arch];
+        let dir = bag_dir(data, &arch.name, u.width, u.bag);
+        let name = part_file_name(u.part);
+        clean_stale_temps(&dir, &name)?;
+        let mut sampler = NetSampler::new(arch, u.width);
+        let key = StreamKey { seed: p.seed, arch: &arch.name, width: u.width, bag: u.bag, part: u.part };
+        let cols = sampler.sample_part(&mut key.stream(), meta.nets as usize);
+        write_part(&dir.join(&name), cols, meta)?;
+        progress.inc(meta.nets);
+        Ok(())
+    })?;
+    let (nets, secs) = progress.finish();
+    report.parts_written = todo.len();
+    report.nets_written = nets;
+    report.seconds = secs;
+    println!(
+        "nnqft-sample: {}: wrote {} parts ({} nets) in {:.1}s ({} nets/s); {} parts already done{}",
+        p.name,
+        report.parts_written,
+        human(nets as f64),
+        secs,
+        human(nets as f64 / secs.max(1e-9)),
+        report.parts_skipped,
+        if opts.shard.is_some() { " (this shard)" } else { "" }
+    );
+    Ok(report)
+}
+
+fn human_bytes(b: u64) -> String {
+    format!("{}B", human(b as f64))
+}

@@ -1,0 +1,11 @@
+//! # nnqft-store
+//!
+//! The on-disk contract of nnqft (SPEC.md "Data"): Parquet schemas, crash-safe
+//! atomic writes, the `nnqft` footer metadata, and what resume needs to tell
+//! finished work from missing or foreign work.
+
+pub mod atomic;
+pub mod inputs;
+pub mod samples;
+
+pub use samples::{FOOTER_KEY, PartMeta};

@@ -1,0 +1,138 @@
+//! Sample part files (SPEC.md "Data"):
+//! `samples/arch=A/width=N/bag=B/part-PPPPP.parquet`, Float32 columns
+//! `f0..f{k-1}`, one row per net, and the footer key `nnqft` holding
+//! [`PartMeta`] as JSON.
+
+use crate::atomic::write_atomic;
+use anyhow::{bail, Context, Result};
+use arrow::array::{Array, Float32Array};
+use arrow::datatypes::{DataType, Field, Schema};
+use arrow::record_batch::RecordBatch;
+use nnqft_core::ArchSpec;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, Encoding};
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use serde::{Deserialize, Serialize};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The footer key under which every nnqft file records its provenance.
+pub const FOOTER_KEY: &str = "nnqft";
+
+/// Provenance of one sample part, stored as JSON in the Parquet footer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PartMeta {
+    pub pipeline: String,
+    pub seed: u64,
+    pub arch: ArchSpec,
+    pub inputs: Vec<Vec<f64>>,
+    pub width: usize,
+    pub bag: u32,
+    pub part: u32,
+    pub nets: u64,
+    pub config_hash: String,
+    pub version: String,
+    pub sampler_version: u32,
+}
+
+/// `DATA/samples/arch=A/width=N/bag=B`.
+pub fn bag_dir(data: &Path, arch: &str, width: usize, bag: u32) -> PathBuf {
+    data.join("samples").join(format!("arch={arch}")).join(format!("width={width}")).join(format!("bag={bag}"))
+}
+
+/// The file name of part `part` of a bag.
+pub fn part_file_name(part: u32) -> String {
+    format!("part-{part:05}.parquet")
+}
+
+/// `DATA/samples/arch=A/width=N/bag=B/part-PPPPP.parquet`.
+pub fn part_path(data: &Path, arch: &str, width: usize, bag: u32, part: u32) -> PathBuf {
+    bag_dir(data, arch, width, bag).join(part_file_name(part))
+}
+
+/// The Arrow schema of a part with `k` inputs: non-nullable Float32 `f0..f{k-1}`.
+pub fn part_schema(k: usize) -> Schema {
+    Schema::new((0..k).map(|j| Field::new(format!("f{j}"), DataType::Float32, false)).collect::<Vec<_>>())
+}
+
+/// Writer settings shared by every sample part: plain, uncompressed
+/// Float32 pages (random floats do not compress; this keeps writes and
+/// reads at memory speed) and one row group per part.
+fn writer_props(meta_json: String) -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::UNCOMPRESSED)
+        .set_dictionary_enabled(false)
+        .set_encoding(Encoding::PLAIN)
+        .set_statistics_enabled(EnabledStatistics::Chunk)
+        .set_max_row_group_row_count(Some(usize::MAX))
+        .set_key_value_metadata(Some(vec![KeyValue::new(FOOTER_KEY.to_string(), meta_json)]))
+        .build()
+}
+
+/// Writes one part atomically (temporary name, fsync, rename).
+pub fn write_part(path: &Path, cols: Vec<Vec<f32>>, meta: &PartMeta) -> Result<()> {
+    let schema = Arc::new(part_schema(cols.len()));
+    let arrays = cols.into_iter().map(|c| Arc::new(Float32Array::from(c)) as Arc<dyn Array>).collect();
+    let batch = RecordBatch::try_new(schema.clone(), arrays)?;
+    let props = writer_props(serde_json::to_string(meta)?);
+    write_atomic(path, |f| {
+        let mut w = ArrowWriter::try_new(f, schema, Some(props))?;
+        w.write(&batch)?;
+        w.close()?;
+        Ok(())
+    })
+}
+
+/// Opens a part and checks it against its own footer: the footer key exists
+/// and parses, the schema is `f0..f{k-1}` Float32 with k the number of inputs,
+/// and the row count equals `nets`. Returns the reader builder for the data.
+pub fn open_part(path: &Path) -> Result<(PartMeta, ParquetRecordBatchReaderBuilder<File>)> {
+    let file = File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+        .with_context(|| format!("{}: not a readable Parquet file (truncated or corrupt?)", path.display()))?;
+    let md = builder.metadata().file_metadata();
+    let json = md
+        .key_value_metadata()
+        .and_then(|kv| kv.iter().find(|k| k.key == FOOTER_KEY))
+        .and_then(|k| k.value.clone())
+        .with_context(|| format!("{}: no \"{FOOTER_KEY}\" footer key: not an nnqft sample part", path.display()))?;
+    let meta: PartMeta = serde_json::from_str(&json)
+        .with_context(|| format!("{}: footer key \"{FOOTER_KEY}\" is not valid part metadata", path.display()))?;
+    let expected = part_schema(meta.inputs.len());
+    if builder.schema().fields() != expected.fields() {
+        bail!(
+            "{}: schema is not f0..f{} Float32 as its footer's {} inputs require",
+            path.display(),
+            meta.inputs.len().saturating_sub(1),
+            meta.inputs.len()
+        );
+    }
+    if md.num_rows() as u64 != meta.nets {
+        bail!("{}: {} rows but footer says {} nets", path.display(), md.num_rows(), meta.nets);
+    }
+    Ok((meta, builder))
+}
+
+/// Reads a part's footer metadata (after the checks of [`open_part`]).
+pub fn read_part_meta(path: &Path) -> Result<PartMeta> {
+    open_part(path).map(|(m, _)| m)
+}
+
+/// Reads a whole part into k columns of f32.
+pub fn read_part(path: &Path) -> Result<(PartMeta, Vec<Vec<f32>>)> {
+    let (meta, builder) = open_part(path)?;
+    let k = meta.inputs.len();
+    let mut cols: Vec<Vec<f32>> = (0..k).map(|_| Vec::with_capacity(meta.nets as usize)).collect();
+    let reader = builder.build().with_context(|| format!("{}: cannot read", path.display()))?;
+    for batch in reader {
+        let batch = batch.with_context(|| format!("{}: corrupt data page", path.display()))?;
+        for (j, col) in cols.iter_mut().enumerate() {
+            let a = batch.column(j).as_any().downcast_ref::<Float32Array>().context("column is not Float32")?;
+            col.extend_from_slice(a.values());
+        }
+    }
+    Ok((meta, cols))
+}

@@ -1,0 +1,31 @@
+# nnqft: chain the stages of a pipeline. `just all` runs the default (quick)
+# pipeline; `just all NAME` runs pipelines/NAME.toml into data/NAME.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+default_pipeline := "quick"
+bin := "target/release"
+
+# List the recipes.
+default:
+    @just --list
+
+# Build the stage binaries (release).
+build:
+    cargo build --release --locked --bins
+
+# Draw the network ensembles of PIPELINE (extra args go to nnqft-sample, e.g. --threads 1).
+sample pipeline=default_pipeline *args: build
+    {{bin}}/nnqft-sample --pipeline {{pipeline}} {{args}}
+
+# Run every stage of PIPELINE end to end.
+all pipeline=default_pipeline: (sample pipeline)
+
+# The full test suite (Rust unit, doc and end-to-end tests; Python readers of our Parquet).
+test:
+    python3 -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+    cargo test --release --locked --workspace
+
+# Remove all pipeline outputs (data/).
+clean:
+    rm -rf data
