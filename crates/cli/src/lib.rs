@@ -71,6 +71,22 @@ pub fn run_main(program: &str, body: impl FnOnce() -> Result<()>) {
     }
 }
 
+/// Parses the command line; a usage error is printed as one line
+/// (`PROGRAM: error: ...`) with exit code 2. `--help` and `--version` print as usual.
+pub fn parse_args<T: clap::Parser>(program: &str) -> T {
+    match T::try_parse() {
+        Ok(t) => t,
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            eprintln!("{program}: error: {first} (see --help)");
+            std::process::exit(2);
+        }
+    }
+}
+
 /// Parses `I/N` (1 <= I <= N) for `--shard`.
 ///
 /// ```

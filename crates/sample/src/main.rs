@@ -1,11 +1,10 @@
-use clap::Parser;
 use std::path::PathBuf;
 
 /// Draw ensembles of random networks and write their outputs f(x_1..x_k)
 /// to Parquet: DATA/samples/arch=A/width=N/bag=B/part-PPPPP.parquet.
 ///
 /// Resumable: parts that exist with a matching config hash are skipped.
-#[derive(Parser)]
+#[derive(clap::Parser)]
 #[command(name = "nnqft-sample", version)]
 struct Args {
     /// Pipeline: a file, or NAME for pipelines/NAME.toml [default: the embedded quick pipeline]
@@ -26,7 +25,7 @@ struct Args {
 }
 
 fn main() {
-    let args = Args::parse();
+    let args: Args = nnqft_cli::parse_args("nnqft-sample");
     nnqft_cli::run_main("nnqft-sample", || {
         nnqft_cli::init_threads(args.threads)?;
         let loaded = nnqft_cli::load_pipeline(args.pipeline.as_deref())?;

@@ -1,0 +1,90 @@
+//! Bad input: one clear error line, non-zero exit, and good data untouched.
+
+mod common;
+use common::*;
+
+const GOOD: &str = r#"
+name = "bad"
+seed = 5
+[sample]
+bags = 2
+nets_per_bag = 500
+widths = [3]
+[[sample.arch]]
+name = "erf"
+activation = "erf"
+d_in = 1
+sigma_w = 1.0
+sigma_b = 1.0
+inputs = [[0.5], [1.0]]
+"#;
+
+#[test]
+fn config_errors_name_file_and_field() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let cases: &[(&str, &str, &[&str])] = &[
+        ("activation = \"erf\"", "activation = \"sigmoid\"", &["line 10, column 14", "unknown variant `sigmoid`"]),
+        ("d_in = 1", "d_in = 3", &["sample.arch[0].inputs[0]", "d_in = 3"]),
+        ("widths = [3]", "widths = [0]", &["sample.widths[0]", "width must be >= 1"]),
+        ("nets_per_bag = 500", "nets_per_bag = 0", &["sample.nets_per_bag", ">= 1"]),
+        ("sigma_b = 1.0", "sigma_b = -0.5", &["sample.arch[0].sigma_b", "finite and >= 0"]),
+        ("sigma_w = 1.0", "sigma_w = inf", &["sample.arch[0].sigma_w", "finite and >= 0"]),
+        ("seed = 5", "seed = 5\nsede = 6", &["line 4, column 1", "unknown field `sede`"]),
+        ("[sample]", "[sample", &["line 4, column 8"]),
+    ];
+    for (from, to, needles) in cases {
+        let pipe = write_pipeline(tmp.path(), "bad", &GOOD.replacen(from, to, 1));
+        let mut all = vec![pipe.as_str()];
+        all.extend_from_slice(needles);
+        run_err(&["--pipeline", &pipe, "--data", data.to_str().unwrap()], &all);
+        assert!(!data.exists(), "nothing written for {to:?}");
+    }
+    let dup = format!("{GOOD}{}", &GOOD[GOOD.find("[[sample.arch]]").unwrap()..]);
+    let pipe = write_pipeline(tmp.path(), "bad", &dup);
+    run_err(&["--pipeline", &pipe], &["sample.arch[1].name", "duplicate arch name"]);
+    run_err(&["--pipeline", "no-such-pipeline"], &["no-such-pipeline", "pipelines/no-such-pipeline.toml"]);
+    run_err(&["--pipeline", "/nonexistent/x.toml"], &["/nonexistent/x.toml", "cannot read"]);
+    run_err(&["--shard", "4/3"], &["--shard", "1 <= I <= N"]);
+}
+
+#[test]
+fn another_config_never_overwrites_good_data() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let d = data.to_str().unwrap();
+    run_ok(&["--pipeline", &write_pipeline(tmp.path(), "bad", GOOD), "--data", d]);
+    let before = snapshot(&data);
+    // Same arch name and widths, different sigma: every part is foreign.
+    let other = write_pipeline(tmp.path(), "bad", &GOOD.replace("sigma_w = 1.0", "sigma_w = 2.0"));
+    run_err(&["--pipeline", &other, "--data", d], &["part-00000.parquet", "written by a different config", "--force"]);
+    assert_eq!(before, snapshot(&data), "untouched");
+    // A removed width leaves stale data: refused, not silently kept beside new data.
+    let fewer = write_pipeline(tmp.path(), "bad", &GOOD.replace("widths = [3]", "widths = [4]"));
+    run_err(&["--pipeline", &fewer, "--data", d], &["width=3", "stale", "--force"]);
+    assert_eq!(before, snapshot(&data), "untouched");
+    // --force redoes the foreign parts.
+    run_ok(&["--pipeline", &other, "--data", d, "--force"]);
+    assert_ne!(before, snapshot(&data));
+}
+
+#[test]
+fn corrupt_parts_are_detected_and_redone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let d = data.to_str().unwrap();
+    let pipe = write_pipeline(tmp.path(), "bad", GOOD);
+    run_ok(&["--pipeline", &pipe, "--data", d]);
+    let before = snapshot(&data);
+    let part = nnqft_store::samples::part_path(&data, "erf", 3, 1, 0);
+    let bytes = std::fs::read(&part).unwrap();
+    for (what, content) in [("truncated", bytes[..bytes.len() / 2].to_vec()), ("zero-byte", Vec::new())] {
+        std::fs::write(&part, content).unwrap();
+        let err = nnqft_store::samples::read_part(&part).unwrap_err();
+        assert!(format!("{err:#}").contains("not a readable Parquet file"), "{what}: {err:#}");
+        let out = run_ok(&["--pipeline", &pipe, "--data", d]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("part-00000.parquet") && stderr.contains("redoing it"), "{what}: {stderr}");
+        assert_eq!(before, snapshot(&data), "{what} part redone bit-identically");
+    }
+}
