@@ -7,11 +7,13 @@
 
 pub mod activation;
 pub mod arch;
+pub mod exact;
 pub mod kernel;
 pub mod pipeline;
 pub mod quad;
 pub mod rng;
 pub mod sampler;
+pub mod tuples;
 
 pub use activation::Activation;
 pub use arch::{ArchSpec, Unit};
