@@ -18,8 +18,12 @@ build:
 sample pipeline=default_pipeline *args: build
     {{bin}}/nnqft-sample --pipeline {{pipeline}} {{args}}
 
+# Reduce PIPELINE's samples to n-point functions, compare with exact theory, plot.
+moments pipeline=default_pipeline *args: build
+    {{bin}}/nnqft-moments --pipeline {{pipeline}} {{args}}
+
 # Run every stage of PIPELINE end to end.
-all pipeline=default_pipeline: (sample pipeline)
+all pipeline=default_pipeline: (sample pipeline) (moments pipeline)
 
 # The full test suite (Rust unit, doc and end-to-end tests; Python readers of our Parquet).
 test:

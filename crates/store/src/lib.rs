@@ -7,5 +7,6 @@
 pub mod atomic;
 pub mod inputs;
 pub mod samples;
+pub mod tables;
 
 pub use samples::{FOOTER_KEY, PartMeta};

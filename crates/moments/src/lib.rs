@@ -1,0 +1,399 @@
+//! # nnqft-moments
+//!
+//! The `moments` stage (THEORY.md sections 3 and 4): reduce the sample parts
+//! to n-point functions per bag, average over bags with errors, and put every
+//! tuple beside its Gaussian-process value and the exact finite-width
+//! prediction. Writes `moments.parquet`, `moments_bags.parquet`,
+//! `summary.parquet` and the plots.
+
+pub mod plot;
+pub mod reduce;
+
+use anyhow::Result;
+use nnqft_core::exact::{Accuracy, ExactTheory};
+use nnqft_core::rng::sha256_hex;
+use nnqft_core::tuples::tuples;
+use nnqft_core::{Activation, Pipeline};
+use nnqft_store::tables::Table;
+use rayon::prelude::*;
+use reduce::{Reduced, reduce_all};
+use std::path::Path;
+
+/// How to run the stage.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Recompute cached reductions and rewrite every output.
+    pub force: bool,
+}
+
+/// One tuple of one (arch, width): a row of `moments.parquet`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TupleRow {
+    pub arch: String,
+    pub width: usize,
+    pub order: usize,
+    pub tuple: Vec<usize>,
+    /// Mean over bags of the bag means G^b.
+    pub mean: f64,
+    /// bag_std / sqrt(bags).
+    pub stderr: f64,
+    /// Standard deviation of G^b over bags (ddof 1).
+    pub bag_std: f64,
+    /// Wick sum of the analytic kernel.
+    pub gp: f64,
+    /// mean - gp.
+    pub delta: f64,
+    /// delta / gp.
+    pub m: f64,
+    /// bag_std / |gp|.
+    pub background: f64,
+    /// Exact finite-N G - G_GP (THEORY section 4); 0 for order 2.
+    pub exact_delta: f64,
+    /// exact_delta / gp.
+    pub exact_m: f64,
+    /// (delta - exact_delta) / stderr.
+    pub z_exact: f64,
+}
+
+/// Mean and standard deviation (ddof 1; NaN for one value).
+pub fn mean_std(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    (mean, var.sqrt())
+}
+
+/// The rows of `moments.parquet` for one reduced (arch, width).
+pub fn tuple_rows(p: &Pipeline, r: &Reduced, th: &ExactTheory) -> Vec<TupleRow> {
+    let arch = p.arch(&r.arch).expect("reduced arch is in the pipeline");
+    let b = r.bags.len() as f64;
+    let mut rows = Vec::new();
+    for &order in &p.moments.orders {
+        for (i, t) in tuples(arch.k(), order).into_iter().enumerate() {
+            let vals: Vec<f64> = r.bags.iter().map(|bag| bag[&order][i]).collect();
+            let (mean, bag_std) = mean_std(&vals);
+            let stderr = bag_std / b.sqrt();
+            let gp = th.gp(&t);
+            let exact_delta = th.delta(&t, r.width);
+            let delta = mean - gp;
+            rows.push(TupleRow {
+                arch: r.arch.clone(),
+                width: r.width,
+                order,
+                tuple: t,
+                mean,
+                stderr,
+                bag_std,
+                gp,
+                delta,
+                m: delta / gp,
+                background: bag_std / gp.abs(),
+                exact_delta,
+                exact_m: exact_delta / gp,
+                z_exact: (delta - exact_delta) / stderr,
+            });
+        }
+    }
+    rows
+}
+
+/// One row of `summary.parquet`: per (arch, width, order).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SummaryRow {
+    pub arch: String,
+    pub width: usize,
+    pub order: usize,
+    pub n_tuples: usize,
+    pub mean_abs_m: f64,
+    pub mean_background: f64,
+    pub mean_abs_exact_m: f64,
+    /// sum over tuples of z_exact^2 (tuples are correlated: compare with n_tuples loosely).
+    pub chi2_exact: f64,
+    /// Log-log slope of mean_abs_m against N over the resolved widths (same for every width of an arch and order).
+    pub slope_vs_n: f64,
+    /// Jackknife (leave one bag out) standard error of slope_vs_n.
+    pub slope_vs_n_stderr: f64,
+    /// The same slope for mean_abs_exact_m over the same widths.
+    pub exact_slope_vs_n: f64,
+    /// Whether this width entered the slope fit (mean_abs_m > 3 mean_background / sqrt(bags)).
+    pub resolved: bool,
+    pub note: Option<String>,
+}
+
+/// mean over tuples of |mean_b G^b - gp| / |gp|, using only the bags in `keep`.
+fn mean_abs_m(r: &Reduced, order: usize, gps: &[f64], keep: &[usize]) -> f64 {
+    let n = keep.len() as f64;
+    let sum: f64 = gps
+        .iter()
+        .enumerate()
+        .map(|(i, gp)| {
+            let mean = keep.iter().map(|&b| r.bags[b][&order][i]).sum::<f64>() / n;
+            ((mean - gp) / gp).abs()
+        })
+        .sum();
+    sum / gps.len() as f64
+}
+
+/// Least-squares slope of y against x.
+pub fn ols_slope(x: &[f64], y: &[f64]) -> f64 {
+    let n = x.len() as f64;
+    let (mx, my) = (x.iter().sum::<f64>() / n, y.iter().sum::<f64>() / n);
+    let sxy: f64 = x.iter().zip(y).map(|(a, b)| (a - mx) * (b - my)).sum();
+    let sxx: f64 = x.iter().map(|a| (a - mx).powi(2)).sum();
+    sxy / sxx
+}
+
+/// Summary rows for one arch (all widths, all orders).
+pub fn summary_rows(p: &Pipeline, arch_name: &str, reduced: &[&Reduced], rows: &[TupleRow]) -> Vec<SummaryRow> {
+    let arch = p.arch(arch_name).expect("arch in pipeline");
+    let nb = p.sample.bags as usize;
+    let all: Vec<usize> = (0..nb).collect();
+    let mut out = Vec::new();
+    for &order in &p.moments.orders {
+        let per_width: Vec<(&Reduced, Vec<&TupleRow>)> = reduced
+            .iter()
+            .map(|r| (*r, rows.iter().filter(|t| t.width == r.width && t.order == order).collect()))
+            .collect();
+        let stats: Vec<(f64, f64, f64, f64)> = per_width
+            .iter()
+            .map(|(_, ts)| {
+                let n = ts.len() as f64;
+                (
+                    ts.iter().map(|t| t.m.abs()).sum::<f64>() / n,
+                    ts.iter().map(|t| t.background).sum::<f64>() / n,
+                    ts.iter().map(|t| t.exact_m.abs()).sum::<f64>() / n,
+                    ts.iter().map(|t| t.z_exact * t.z_exact).sum::<f64>(),
+                )
+            })
+            .collect();
+        let resolved: Vec<bool> = stats.iter().map(|s| order > 2 && s.0 > 3.0 * s.1 / (nb as f64).sqrt()).collect();
+        let sel: Vec<usize> = (0..per_width.len()).filter(|&i| resolved[i]).collect();
+        let (mut slope, mut slope_se, mut exact_slope) = (f64::NAN, f64::NAN, f64::NAN);
+        if sel.len() >= 2 && nb >= 2 {
+            let x: Vec<f64> = sel.iter().map(|&i| (per_width[i].0.width as f64).ln()).collect();
+            let gps: Vec<Vec<f64>> = sel.iter().map(|&i| per_width[i].1.iter().map(|t| t.gp).collect()).collect();
+            let fit = |keep: &[usize]| -> f64 {
+                let y: Vec<f64> = sel.iter().zip(&gps).map(|(&i, g)| mean_abs_m(per_width[i].0, order, g, keep).ln()).collect();
+                ols_slope(&x, &y)
+            };
+            slope = fit(&all);
+            let jack: Vec<f64> = (0..nb).map(|j| fit(&all.iter().copied().filter(|&b| b != j).collect::<Vec<_>>())).collect();
+            let jm = jack.iter().sum::<f64>() / nb as f64;
+            slope_se = ((nb as f64 - 1.0) / nb as f64 * jack.iter().map(|s| (s - jm).powi(2)).sum::<f64>()).sqrt();
+            exact_slope = ols_slope(&x, &sel.iter().map(|&i| stats[i].2.ln()).collect::<Vec<_>>());
+        }
+        let note = match (arch.activation, order) {
+            (_, 2) => Some("two-point function is exactly the GP kernel at every width: m_2 is noise".to_string()),
+            (Activation::Gauss, 6) => Some(
+                "gauss-net: lognormal output tails; the 6-point function needs far more nets than erf or relu for the same relative error"
+                    .to_string(),
+            ),
+            _ if sel.len() < 2 => Some("fewer than 2 widths resolved above background: no slope".to_string()),
+            _ => None,
+        };
+        for (i, ((r, ts), s)) in per_width.iter().zip(&stats).enumerate() {
+            out.push(SummaryRow {
+                arch: arch_name.to_string(),
+                width: r.width,
+                order,
+                n_tuples: ts.len(),
+                mean_abs_m: s.0,
+                mean_background: s.1,
+                mean_abs_exact_m: s.2,
+                chi2_exact: if order == 2 { f64::NAN } else { s.3 },
+                slope_vs_n: slope,
+                slope_vs_n_stderr: slope_se,
+                exact_slope_vs_n: exact_slope,
+                resolved: resolved[i],
+                note: note.clone(),
+            });
+        }
+    }
+    out
+}
+
+/// What a run produced.
+pub struct Outputs {
+    pub rows: Vec<TupleRow>,
+    pub summary: Vec<SummaryRow>,
+    pub reduced: Vec<Reduced>,
+    pub cached: usize,
+}
+
+/// Runs the stage: reduce (or load cached), compare with theory, write tables and plots.
+pub fn run(p: &Pipeline, data: &Path, opts: &Options) -> Result<Outputs> {
+    let (reduced, cached) = reduce_all(p, data, opts.force)?;
+    let theories: Vec<ExactTheory> = p.sample.arch.par_iter().map(|a| ExactTheory::new(a, Accuracy::default())).collect();
+    let mut rows = Vec::new();
+    let mut summary = Vec::new();
+    for (ai, arch) in p.sample.arch.iter().enumerate() {
+        let mine: Vec<&Reduced> = reduced.iter().filter(|r| r.arch == arch.name).collect();
+        let arch_rows: Vec<TupleRow> = mine.par_iter().flat_map_iter(|r| tuple_rows(p, r, &theories[ai])).collect();
+        summary.extend(summary_rows(p, &arch.name, &mine, &arch_rows));
+        rows.extend(arch_rows);
+    }
+    let footer = footer(p, &reduced);
+    write_tables(p, data, &rows, &summary, &reduced, &footer)?;
+    let curves = exact_curves(p, &theories);
+    plot::write_plots(data, p, &summary, &curves)?;
+    Ok(Outputs { rows, summary, reduced, cached })
+}
+
+/// mean |exact_m| of orders 4 and 6 at ~60 widths between the pipeline's
+/// smallest and largest, for the plot's theory lines.
+fn exact_curves(p: &Pipeline, theories: &[ExactTheory]) -> Vec<plot::Curve> {
+    let (lo, hi) = (*p.sample.widths.iter().min().expect("widths"), *p.sample.widths.iter().max().expect("widths"));
+    let mut ns: Vec<usize> = (0..=60).map(|i| ((lo as f64).ln() + (hi as f64 / lo as f64).ln() * i as f64 / 60.0).exp().round() as usize).collect();
+    ns.dedup();
+    let mut out = Vec::new();
+    for (arch, th) in p.sample.arch.iter().zip(theories) {
+        for &order in p.moments.orders.iter().filter(|&&o| o > 2) {
+            let ts = tuples(arch.k(), order);
+            let gps: Vec<f64> = ts.iter().map(|t| th.gp(t)).collect();
+            let points = ns
+                .par_iter()
+                .map(|&n| {
+                    let s: f64 = ts.iter().zip(&gps).map(|(t, gp)| (th.delta(t, n) / gp).abs()).sum();
+                    (n as f64, s / ts.len() as f64)
+                })
+                .collect();
+            out.push(plot::Curve { arch: arch.name.clone(), order, points });
+        }
+    }
+    out
+}
+
+/// Footer of every output: pipeline, a config hash over all inputs, and
+/// the samples' config hashes (which determine the sample bytes).
+fn footer(p: &Pipeline, reduced: &[Reduced]) -> serde_json::Value {
+    let sources: Vec<serde_json::Value> = reduced
+        .iter()
+        .map(|r| {
+            let a = p.arch(&r.arch).expect("arch");
+            serde_json::json!({"arch": r.arch, "width": r.width, "sample_config_hash": p.sample_hash(a, r.width), "reduce_key": r.key})
+        })
+        .collect();
+    let keys: Vec<&str> = reduced.iter().map(|r| r.key.as_str()).collect();
+    serde_json::json!({
+        "stage": "moments",
+        "pipeline": p.name,
+        "seed": p.seed,
+        "config_hash": sha256_hex(keys.join(",").as_bytes()),
+        "version": nnqft_core::VERSION,
+        "sources": sources,
+    })
+}
+
+fn write_tables(p: &Pipeline, data: &Path, rows: &[TupleRow], summary: &[SummaryRow], reduced: &[Reduced], footer: &serde_json::Value) -> Result<()> {
+    let tup = |t: &[usize]| t.iter().map(|&a| a as u16).collect::<Vec<u16>>();
+    let mut t = Table::default();
+    t.utf8("arch", rows.iter().map(|r| r.arch.clone()).collect())
+        .u32("width", rows.iter().map(|r| r.width as u32).collect())
+        .u8("order", rows.iter().map(|r| r.order as u8).collect())
+        .list_u16("tuple", &rows.iter().map(|r| tup(&r.tuple)).collect::<Vec<_>>());
+    let cols: [(&str, fn(&TupleRow) -> f64); 11] = [
+        ("mean", |r| r.mean),
+        ("stderr", |r| r.stderr),
+        ("bag_std", |r| r.bag_std),
+        ("gp", |r| r.gp),
+        ("delta", |r| r.delta),
+        ("m", |r| r.m),
+        ("background", |r| r.background),
+        ("exact_delta", |r| r.exact_delta),
+        ("exact_m", |r| r.exact_m),
+        ("z_exact", |r| r.z_exact),
+        ("exact_delta_over_stderr", |r| r.exact_delta / r.stderr),
+    ];
+    for (name, f) in cols {
+        t.f64(name, rows.iter().map(f).collect());
+    }
+    t.write(&data.join("moments.parquet"), footer)?;
+
+    let mut b = Table::default();
+    let (mut arch, mut width, mut order, mut tuple, mut bag, mut value) = (vec![], vec![], vec![], vec![], vec![], vec![]);
+    for r in reduced {
+        let k = p.arch(&r.arch).expect("arch").k();
+        for &o in &p.moments.orders {
+            for (i, t) in tuples(k, o).iter().enumerate() {
+                for (bi, bg) in r.bags.iter().enumerate() {
+                    arch.push(r.arch.clone());
+                    width.push(r.width as u32);
+                    order.push(o as u8);
+                    tuple.push(tup(t));
+                    bag.push(bi as u32);
+                    value.push(bg[&o][i]);
+                }
+            }
+        }
+    }
+    b.utf8("arch", arch).u32("width", width).u8("order", order).list_u16("tuple", &tuple).u32("bag", bag).f64("value", value);
+    b.write(&data.join("moments_bags.parquet"), footer)?;
+
+    let mut s = Table::default();
+    s.utf8("arch", summary.iter().map(|r| r.arch.clone()).collect())
+        .u32("width", summary.iter().map(|r| r.width as u32).collect())
+        .u8("order", summary.iter().map(|r| r.order as u8).collect())
+        .u32("n_tuples", summary.iter().map(|r| r.n_tuples as u32).collect())
+        .f64("mean_abs_m", summary.iter().map(|r| r.mean_abs_m).collect())
+        .f64("mean_background", summary.iter().map(|r| r.mean_background).collect())
+        .f64("mean_abs_exact_m", summary.iter().map(|r| r.mean_abs_exact_m).collect())
+        .f64("chi2_exact", summary.iter().map(|r| r.chi2_exact).collect())
+        .f64("slope_vs_N", summary.iter().map(|r| r.slope_vs_n).collect())
+        .f64("slope_vs_N_stderr", summary.iter().map(|r| r.slope_vs_n_stderr).collect())
+        .f64("exact_slope_vs_N", summary.iter().map(|r| r.exact_slope_vs_n).collect())
+        .u8("resolved", summary.iter().map(|r| r.resolved as u8).collect())
+        .opt_utf8("note", summary.iter().map(|r| r.note.clone()).collect());
+    s.write(&data.join("summary.parquet"), footer)
+}
+
+
+/// The summary as a text table (printed by the binary).
+pub fn format_summary(summary: &[SummaryRow]) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let _ = writeln!(s, "{:<14} {:>5} {:>6} {:>11} {:>11} {:>11} {:>8}", "arch", "order", "width", "mean|m|", "exact|m|", "background", "chi2/n");
+    let mut last: Option<(&str, usize)> = None;
+    for r in summary {
+        if let Some((a, o)) = last
+            && (a, o) != (r.arch.as_str(), r.order)
+        {
+            push_slope(&mut s, summary, a, o);
+        }
+        last = Some((&r.arch, r.order));
+        let _ = writeln!(
+            s,
+            "{:<14} {:>5} {:>6} {:>11.3e} {:>11.3e} {:>11.3e} {:>8.2}",
+            r.arch,
+            r.order,
+            r.width,
+            r.mean_abs_m,
+            r.mean_abs_exact_m,
+            r.mean_background,
+            r.chi2_exact / r.n_tuples as f64
+        );
+    }
+    if let Some((a, o)) = last {
+        push_slope(&mut s, summary, a, o);
+    }
+    s
+}
+
+fn push_slope(s: &mut String, summary: &[SummaryRow], arch: &str, order: usize) {
+    use std::fmt::Write;
+    let rows: Vec<&SummaryRow> = summary.iter().filter(|r| r.arch == arch && r.order == order).collect();
+    let r = rows[0];
+    if r.slope_vs_n.is_finite() {
+        let ws: Vec<String> = rows.iter().filter(|r| r.resolved).map(|r| r.width.to_string()).collect();
+        let _ = writeln!(
+            s,
+            "  {arch} n={order}: slope of mean|m| vs N = {:.3} +- {:.3} (exact {:.3}) over widths {}",
+            r.slope_vs_n,
+            r.slope_vs_n_stderr,
+            r.exact_slope_vs_n,
+            ws.join(",")
+        );
+    }
+    if let Some(note) = &r.note {
+        let _ = writeln!(s, "  {arch} n={order}: note: {note}");
+    }
+}

@@ -1,0 +1,150 @@
+//! The seed talks' figure, with the theory line they lack: mean |m_n| and
+//! the background against N (log-log), one panel per architecture, with the
+//! exact finite-N curve over the points. PNG (text rendered from the
+//! embedded DejaVu Sans, no system fonts needed) and SVG.
+
+use crate::SummaryRow;
+use anyhow::{Context, Result, anyhow};
+use nnqft_core::Pipeline;
+use nnqft_store::atomic::write_atomic;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use std::path::Path;
+use std::sync::Once;
+
+/// The exact finite-N mean |m| of one (arch, order) at many widths.
+#[derive(Clone, Debug)]
+pub struct Curve {
+    pub arch: String,
+    pub order: usize,
+    pub points: Vec<(f64, f64)>,
+}
+
+static FONT: Once = Once::new();
+
+fn embed_font() {
+    FONT.call_once(|| {
+        for (style, bytes) in [(FontStyle::Normal, dejavu::sans::regular()), (FontStyle::Bold, dejavu::sans::bold())] {
+            plotters::style::register_font("sans-serif", style, bytes).ok().expect("DejaVu Sans is a valid font");
+        }
+    });
+}
+
+fn color(order: usize) -> RGBColor {
+    match order {
+        2 => RGBColor(90, 90, 90),
+        4 => RGBColor(31, 119, 180),
+        _ => RGBColor(214, 39, 40),
+    }
+}
+
+fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, p: &Pipeline, summary: &[SummaryRow], curves: &[Curve]) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE).map_err(|e| anyhow!("{e:?}"))?;
+    let archs = &p.sample.arch;
+    let panels = root.split_evenly((1, archs.len()));
+    let positive = |v: f64| v.is_finite() && v > 0.0;
+    for (area, arch) in panels.iter().zip(archs) {
+        let rows: Vec<&SummaryRow> = summary.iter().filter(|r| r.arch == arch.name).collect();
+        let ys: Vec<f64> = rows
+            .iter()
+            .flat_map(|r| [r.mean_abs_m, r.mean_background])
+            .chain(curves.iter().filter(|c| c.arch == arch.name).flat_map(|c| c.points.iter().map(|p| p.1)))
+            .filter(|&v| positive(v))
+            .collect();
+        let xs: Vec<f64> = rows.iter().map(|r| r.width as f64).collect();
+        if ys.is_empty() || xs.is_empty() {
+            continue;
+        }
+        let (xmin, xmax) = (xs.iter().cloned().fold(f64::INFINITY, f64::min), xs.iter().cloned().fold(0.0, f64::max));
+        let (ymin, ymax) = (ys.iter().cloned().fold(f64::INFINITY, f64::min), ys.iter().cloned().fold(0.0, f64::max));
+        let mut chart = ChartBuilder::on(area)
+            .caption(format!("{} ({}, d_in = {})", arch.name, arch.activation, arch.d_in), ("sans-serif", 20))
+            .margin(10)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d((xmin / 1.3..xmax * 1.3).log_scale(), (ymin / 2.0..ymax * 2.0).log_scale())
+            .map_err(|e| anyhow!("{e:?}"))?;
+        chart
+            .configure_mesh()
+            .x_desc("width N")
+            .y_desc("mean |m_n|")
+            .x_labels(8)
+            .x_label_formatter(&|v| format!("{v:.0}"))
+            .y_label_formatter(&|v| format!("{v:.0e}"))
+            .light_line_style(WHITE.mix(0.0))
+            .label_style(("sans-serif", 13))
+            .draw()
+            .map_err(|e| anyhow!("{e:?}"))?;
+        for &order in &p.moments.orders {
+            let c = color(order);
+            let pts: Vec<(f64, f64)> =
+                rows.iter().filter(|r| r.order == order && positive(r.mean_abs_m)).map(|r| (r.width as f64, r.mean_abs_m)).collect();
+            chart
+                .draw_series(PointSeries::of_element(pts, 5, c.filled(), &|pos, s, st| Circle::new(pos, s, st)))
+                .map_err(|e| anyhow!("{e:?}"))?
+                .label(format!("|m_{order}| measured"))
+                .legend(move |(x, y)| Circle::new((x + 10, y), 5, c.filled()));
+            let bg: Vec<(f64, f64)> = rows
+                .iter()
+                .filter(|r| r.order == order && positive(r.mean_background))
+                .map(|r| (r.width as f64, r.mean_background))
+                .collect();
+            chart
+                .draw_series(LineSeries::new(bg, c.stroke_width(1)))
+                .map_err(|e| anyhow!("{e:?}"))?
+                .label(format!("background n={order}"))
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(1)));
+            if let Some(curve) = curves.iter().find(|cv| cv.arch == arch.name && cv.order == order) {
+                let pts: Vec<(f64, f64)> = curve.points.iter().copied().filter(|p| positive(p.1)).collect();
+                chart
+                    .draw_series(LineSeries::new(pts, c.stroke_width(3)))
+                    .map_err(|e| anyhow!("{e:?}"))?
+                    .label(format!("exact finite-N n={order}"))
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(3)));
+            }
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 12))
+            .position(SeriesLabelPosition::LowerLeft)
+            .draw()
+            .map_err(|e| anyhow!("{e:?}"))?;
+    }
+    root.present().map_err(|e| anyhow!("{e:?}"))?;
+    Ok(())
+}
+
+/// Writes `DATA/plots/moments_vs_width.{png,svg}` atomically.
+pub fn write_plots(data: &Path, p: &Pipeline, summary: &[SummaryRow], curves: &[Curve]) -> Result<()> {
+    embed_font();
+    let dir = data.join("plots");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let size = (460 * p.sample.arch.len() as u32, 520);
+
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
+        draw(&root, p, summary, curves)?;
+    }
+    write_atomic(&dir.join("moments_vs_width.svg"), |f| {
+        use std::io::Write;
+        Ok(f.write_all(svg.as_bytes())?)
+    })?;
+
+    // plotters encodes the PNG itself when it owns the path: draw to a
+    // temporary sibling (ending in .png so the encoder knows the format),
+    // then sync and rename it into place.
+    let tmp = dir.join(format!(".moments_vs_width.tmp-{}.png", std::process::id()));
+    {
+        let root = BitMapBackend::new(&tmp, size).into_drawing_area();
+        draw(&root, p, summary, curves)?;
+    }
+    std::fs::File::open(&tmp).and_then(|f| f.sync_all()).with_context(|| format!("cannot sync {}", tmp.display()))?;
+    let dst = dir.join("moments_vs_width.png");
+    std::fs::rename(&tmp, &dst).with_context(|| format!("cannot rename into {}", dst.display()))
+}

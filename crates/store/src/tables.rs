@@ -1,0 +1,95 @@
+//! Long-format result tables (`moments.parquet`, `summary.parquet`, ...):
+//! a column builder and an atomic writer that stamps the `nnqft` footer.
+
+use crate::atomic::write_atomic;
+use crate::samples::FOOTER_KEY;
+use anyhow::{Context, Result};
+use arrow::array::{ArrayRef, Float64Array, ListBuilder, StringArray, UInt8Array, UInt16Builder, UInt32Array};
+use arrow::datatypes::{Field, Schema};
+use arrow::record_batch::RecordBatch;
+use parquet::arrow::ArrowWriter;
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Columns of a table, added in order.
+///
+/// ```
+/// let mut t = nnqft_store::tables::Table::default();
+/// t.utf8("arch", vec!["erf".into()]).f64("value", vec![1.5]);
+/// assert_eq!(t.rows(), 1);
+/// ```
+#[derive(Default)]
+pub struct Table {
+    fields: Vec<Field>,
+    cols: Vec<ArrayRef>,
+}
+
+impl Table {
+    fn push(&mut self, name: &str, col: ArrayRef, nullable: bool) -> &mut Self {
+        if let Some(first) = self.cols.first() {
+            assert_eq!(first.len(), col.len(), "column {name} has a different length");
+        }
+        self.fields.push(Field::new(name, col.data_type().clone(), nullable));
+        self.cols.push(col);
+        self
+    }
+    pub fn utf8(&mut self, name: &str, v: Vec<String>) -> &mut Self {
+        self.push(name, Arc::new(StringArray::from(v)), false)
+    }
+    pub fn opt_utf8(&mut self, name: &str, v: Vec<Option<String>>) -> &mut Self {
+        self.push(name, Arc::new(StringArray::from(v)), true)
+    }
+    pub fn u8(&mut self, name: &str, v: Vec<u8>) -> &mut Self {
+        self.push(name, Arc::new(UInt8Array::from(v)), false)
+    }
+    pub fn u32(&mut self, name: &str, v: Vec<u32>) -> &mut Self {
+        self.push(name, Arc::new(UInt32Array::from(v)), false)
+    }
+    /// Float64; NaN marks "not defined" (documented per column).
+    pub fn f64(&mut self, name: &str, v: Vec<f64>) -> &mut Self {
+        self.push(name, Arc::new(Float64Array::from(v)), false)
+    }
+    pub fn list_u16(&mut self, name: &str, v: &[Vec<u16>]) -> &mut Self {
+        let mut b = ListBuilder::new(UInt16Builder::new());
+        for t in v {
+            b.values().append_slice(t);
+            b.append(true);
+        }
+        self.push(name, Arc::new(b.finish()), false)
+    }
+    pub fn rows(&self) -> usize {
+        self.cols.first().map_or(0, |c| c.len())
+    }
+
+    /// Writes the table atomically with `footer` (JSON) under the `nnqft` key.
+    pub fn write(&self, path: &Path, footer: &serde_json::Value) -> Result<()> {
+        let schema = Arc::new(Schema::new(self.fields.clone()));
+        let batch = RecordBatch::try_new(schema.clone(), self.cols.clone())?;
+        let props = WriterProperties::builder()
+            .set_key_value_metadata(Some(vec![KeyValue::new(FOOTER_KEY.to_string(), footer.to_string())]))
+            .build();
+        write_atomic(path, |f| {
+            let mut w = ArrowWriter::try_new(f, schema, Some(props))?;
+            w.write(&batch)?;
+            w.close()?;
+            Ok(())
+        })
+    }
+}
+
+/// The `nnqft` footer of any nnqft Parquet file, parsed.
+pub fn read_footer(path: &Path) -> Result<serde_json::Value> {
+    let file = std::fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
+    let reader = parquet::file::reader::SerializedFileReader::new(file)
+        .with_context(|| format!("{}: not a readable Parquet file", path.display()))?;
+    use parquet::file::reader::FileReader;
+    let kv = reader.metadata().file_metadata().key_value_metadata().cloned().unwrap_or_default();
+    let json = kv
+        .into_iter()
+        .find(|k| k.key == FOOTER_KEY)
+        .and_then(|k| k.value)
+        .with_context(|| format!("{}: no \"{FOOTER_KEY}\" footer key", path.display()))?;
+    serde_json::from_str(&json).with_context(|| format!("{}: footer is not JSON", path.display()))
+}
