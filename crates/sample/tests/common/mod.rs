@@ -45,16 +45,19 @@ pub fn write_pipeline(dir: &Path, name: &str, text: &str) -> String {
     p.to_str().unwrap().to_string()
 }
 
-/// Every file under `dir` (relative path -> bytes).
-pub fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+/// Every file under `dir`: relative path -> (size, SHA-256 of the bytes).
+/// Digests keep a failing comparison readable.
+pub fn snapshot(dir: &Path) -> BTreeMap<String, (usize, String)> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, (usize, String)>) {
         let Ok(rd) = std::fs::read_dir(dir) else { return };
         for e in rd {
             let p = e.unwrap().path();
             if p.is_dir() {
                 walk(root, &p, out);
             } else {
-                out.insert(p.strip_prefix(root).unwrap().display().to_string(), std::fs::read(&p).unwrap());
+                let bytes = std::fs::read(&p).unwrap();
+                let digest = (bytes.len(), nnqft_core::rng::sha256_hex(&bytes));
+                out.insert(p.strip_prefix(root).unwrap().display().to_string(), digest);
             }
         }
     }

@@ -1,0 +1,52 @@
+"""External check of the moments tables: pyarrow and polars read them as-is.
+
+Usage: python3 check_moments.py DATA_DIR PIPELINE.toml
+"""
+import json
+import math
+import sys
+import tomllib
+from math import comb
+
+import polars as pl
+import pyarrow.parquet as pq
+
+data, pipeline_path = sys.argv[1], sys.argv[2]
+with open(pipeline_path, "rb") as f:
+    cfg = tomllib.load(f)
+s = cfg["sample"]
+orders = cfg.get("moments", {}).get("orders", [2, 4, 6])
+n_tuples = sum(comb(len(a["inputs"]) + o - 1, o) for a in s["arch"] for o in orders) * len(s["widths"])
+
+m = pq.read_table(f"{data}/moments.parquet")
+want = ["arch", "width", "order", "tuple", "mean", "stderr", "bag_std", "gp", "delta", "m", "background", "exact_delta", "exact_m"]
+assert m.column_names[: len(want)] == want, m.column_names
+assert str(m.schema.field("tuple").type) == "list<item: uint16>", m.schema.field("tuple").type
+assert m.num_rows == n_tuples, (m.num_rows, n_tuples)
+footer = json.loads(pq.ParquetFile(f"{data}/moments.parquet").metadata.metadata[b"nnqft"])
+assert footer["pipeline"] == cfg["name"] and footer["stage"] == "moments" and footer["config_hash"]
+assert len(footer["sources"]) == len(s["arch"]) * len(s["widths"])
+
+b = pl.read_parquet(f"{data}/moments_bags.parquet")
+assert b.columns == ["arch", "width", "order", "tuple", "bag", "value"], b.columns
+assert b.height == n_tuples * s["bags"]
+
+# Reproduce mean and stderr of every tuple from the per-bag values.
+mp = pl.read_parquet(f"{data}/moments.parquet")
+agg = b.group_by("arch", "width", "order", "tuple").agg(
+    pl.col("value").mean().alias("mean2"), (pl.col("value").std() / math.sqrt(s["bags"])).alias("stderr2")
+)
+j = mp.join(agg, on=["arch", "width", "order", "tuple"])
+assert j.height == mp.height
+assert ((j["mean"] - j["mean2"]).abs() <= 1e-12 * j["mean"].abs().clip(lower_bound=1e-300)).all()
+assert ((j["stderr"] - j["stderr2"]).abs() <= 1e-9 * j["stderr"].abs()).all()
+assert ((j["m"] - (j["mean"] - j["gp"]) / j["gp"]).abs() <= 1e-9 * j["m"].abs().clip(lower_bound=1e-12)).all()
+
+su = pl.read_parquet(f"{data}/summary.parquet")
+for c in ["arch", "width", "order", "mean_abs_m", "mean_background", "mean_abs_exact_m", "slope_vs_N"]:
+    assert c in su.columns, c
+assert su.height == len(s["arch"]) * len(s["widths"]) * len(orders)
+check = mp.group_by("arch", "width", "order").agg(pl.col("m").abs().mean().alias("mam"))
+jj = su.join(check, on=["arch", "width", "order"])
+assert ((jj["mean_abs_m"] - jj["mam"]).abs() <= 1e-12 * jj["mam"]).all()
+print(f"check_moments: {mp.height} tuples, {b.height} bag rows, {su.height} summary rows OK")
