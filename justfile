@@ -25,6 +25,10 @@ moments pipeline=default_pipeline *args: build
 # Run every stage of PIPELINE end to end.
 all pipeline=default_pipeline: (sample pipeline) (moments pipeline)
 
+# Throughput of the sampler, a bare normal generator and the moments reduction (1 and 2 threads).
+bench *args: build
+    {{bin}}/nnqft-bench {{args}}
+
 # The full test suite (Rust unit, doc and end-to-end tests; Python readers of our Parquet).
 test:
     python3 -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt

@@ -128,6 +128,8 @@ pub struct ProductTree {
 
 /// Rows per block: the partial products of one block stay in L1/L2.
 const BLOCK: usize = 512;
+/// Independent partial sums per tree node.
+const LANES: usize = 8;
 
 /// A value that can be widened to f64 (f32 samples, f64 quadrature values).
 pub trait Real: Copy + Send + Sync {
@@ -175,25 +177,31 @@ impl ProductTree {
         // prod[l] holds the partial product of the current prefix of length l (+1 for weights).
         let mut prod = vec![[0.0f64; BLOCK]; self.max_order + 1];
         let mut counters = vec![0usize; self.max_order + 1];
+        // The block's columns widened to f64 once, not once per tree node.
+        let mut block = vec![[0.0f64; BLOCK]; self.k];
         let mut start = 0;
         while start < rows {
             let len = BLOCK.min(rows - start);
+            for (dst, src) in block.iter_mut().zip(cols) {
+                for (d, x) in dst[..len].iter_mut().zip(&src[start..start + len]) {
+                    *d = x.f64();
+                }
+            }
             match weights {
                 Some(w) => prod[0][..len].copy_from_slice(&w[start..start + len]),
                 None => prod[0][..len].fill(1.0),
             }
             counters.fill(0);
-            self.descend(cols, start, len, 1, 0, &mut prod, &mut sums, &mut counters);
+            self.descend(&block, len, 1, 0, &mut prod, &mut sums, &mut counters);
             start += len;
         }
         (0..=self.max_order).filter(|&o| self.wanted[o]).map(|o| (o, std::mem::take(&mut sums[o]))).collect()
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn descend<T: Real>(
+    fn descend(
         &self,
-        cols: &[&[T]],
-        start: usize,
+        block: &[[f64; BLOCK]],
         len: usize,
         level: usize,
         first: usize,
@@ -202,27 +210,45 @@ impl ProductTree {
         counters: &mut [usize],
     ) {
         for a in first..self.k {
-            let col = &cols[a][start..start + len];
+            let col = &block[a][..len];
             let (lo, hi) = prod.split_at_mut(level);
             let (parent, cur) = (&lo[level - 1][..len], &mut hi[0][..len]);
-            let mut s = 0.0;
+            // Eight independent partial sums: the adds pipeline and vectorise
+            // instead of waiting on one another; they are combined in a fixed
+            // order, so the result is still deterministic.
+            let mut acc = [0.0f64; LANES];
+            let (pc, xc) = (parent.chunks_exact(LANES), col.chunks_exact(LANES));
+            let (pr, xr) = (pc.remainder(), xc.remainder());
             if level == self.max_order {
                 // Leaf: only the sum is needed.
-                for (p, x) in parent.iter().zip(col) {
-                    s += p * x.f64();
+                for (p, x) in pc.zip(xc) {
+                    for l in 0..LANES {
+                        acc[l] += p[l] * x[l];
+                    }
+                }
+                for (l, (p, x)) in pr.iter().zip(xr).enumerate() {
+                    acc[l] += p * x;
                 }
             } else {
-                for ((c, p), x) in cur.iter_mut().zip(parent).zip(col) {
-                    *c = p * x.f64();
-                    s += *c;
+                let (cc, cr) = cur.split_at_mut(len - pr.len());
+                for ((c, p), x) in cc.chunks_exact_mut(LANES).zip(pc).zip(xc) {
+                    for l in 0..LANES {
+                        c[l] = p[l] * x[l];
+                        acc[l] += c[l];
+                    }
+                }
+                for (l, ((c, p), x)) in cr.iter_mut().zip(pr).zip(xr).enumerate() {
+                    *c = p * x;
+                    acc[l] += *c;
                 }
             }
+            let s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
             if self.wanted[level] {
                 sums[level][counters[level]] += s;
             }
             counters[level] += 1;
             if level < self.max_order {
-                self.descend(cols, start, len, level + 1, a, prod, sums, counters);
+                self.descend(block, len, level + 1, a, prod, sums, counters);
             }
         }
     }
