@@ -17,6 +17,10 @@ pub const DEFAULT_PIPELINE_TOML: &str = include_str!("../../../pipelines/quick.t
 pub const MAX_POINTS: usize = 1024;
 /// Largest number of f32 values one part file holds in memory (nets_per_part x k).
 pub const MAX_PART_VALUES: u64 = 1 << 26;
+/// Most bags per (arch, width).
+pub const MAX_BAGS: u32 = 1_000_000;
+/// Most part files a pipeline may produce (each is a file on disk).
+pub const MAX_PARTS: u64 = 10_000_000;
 
 /// One experiment: every number of the protocol lives here.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -124,6 +128,9 @@ impl Pipeline {
         if s.bags == 0 {
             return Err(err("sample.bags", "must be >= 1"));
         }
+        if s.bags > MAX_BAGS {
+            return Err(err("sample.bags", format!("{} bags is absurd (max {MAX_BAGS})", s.bags)));
+        }
         if s.nets_per_bag == 0 {
             return Err(err("sample.nets_per_bag", "must be >= 1"));
         }
@@ -196,6 +203,16 @@ impl Pipeline {
                     ),
                 ));
             }
+        }
+        let parts = (s.arch.len() as u64)
+            .saturating_mul(s.widths.len() as u64)
+            .saturating_mul(s.bags as u64)
+            .saturating_mul(s.nets_per_bag.div_ceil(s.nets_per_part));
+        if parts > MAX_PARTS {
+            return Err(err(
+                "sample.nets_per_bag",
+                format!("the pipeline would write {parts} part files (max {MAX_PARTS}); fewer nets or a larger nets_per_part"),
+            ));
         }
         for (i, &o) in self.moments.orders.iter().enumerate() {
             if !matches!(o, 2 | 4 | 6) {

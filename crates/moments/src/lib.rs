@@ -222,6 +222,21 @@ pub struct Outputs {
 
 /// Runs the stage: reduce (or load cached), compare with theory, write tables and plots.
 pub fn run(p: &Pipeline, data: &Path, opts: &Options) -> Result<Outputs> {
+    if !data.join("samples").is_dir() {
+        anyhow::bail!("{}: no samples/ here; run nnqft-sample for pipeline {:?} first", data.display(), p.name);
+    }
+    let lock = nnqft_store::lock::DirLock::acquire(data, "nnqft-moments", false)?;
+    if let Some(prev) = &lock.recovered_from {
+        eprintln!("nnqft-moments: note: {} was held by a run that is gone ({prev}); recovered", lock.path().display());
+    }
+    // Temporary files of killed runs: outputs, plots, cache.
+    let mut dirs = vec![data.to_path_buf(), data.join("plots")];
+    for a in &p.sample.arch {
+        dirs.push(reduce::cache_path(data, &a.name, 0).parent().expect("cache dir").to_path_buf());
+    }
+    for d in dirs {
+        nnqft_store::atomic::clean_stale_temps(&d, None)?;
+    }
     let (reduced, cached) = reduce_all(p, data, opts.force)?;
     let theories: Vec<ExactTheory> = p.sample.arch.par_iter().map(|a| ExactTheory::new(a, Accuracy::default())).collect();
     let mut rows = Vec::new();

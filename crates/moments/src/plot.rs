@@ -139,7 +139,7 @@ pub fn write_plots(data: &Path, p: &Pipeline, summary: &[SummaryRow], curves: &[
     // plotters encodes the PNG itself when it owns the path: draw to a
     // temporary sibling (ending in .png so the encoder knows the format),
     // then sync and rename it into place.
-    let tmp = dir.join(format!(".moments_vs_width.tmp-{}.png", std::process::id()));
+    let tmp = dir.join(format!(".moments_vs_width.png.tmp-{}-0.png", std::process::id()));
     {
         let root = BitMapBackend::new(&tmp, size).into_drawing_area();
         draw(&root, p, summary, curves)?;

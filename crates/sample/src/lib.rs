@@ -12,6 +12,7 @@ use nnqft_cli::{Progress, human};
 use nnqft_core::rng::StreamKey;
 use nnqft_core::{NetSampler, Pipeline};
 use nnqft_store::atomic::{clean_stale_temps, is_temp_name};
+use nnqft_store::lock::DirLock;
 use nnqft_store::samples::{PartMeta, bag_dir, part_file_name, part_path, read_part_meta, write_part};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
@@ -188,6 +189,10 @@ fn free_bytes(dir: &Path) -> Option<u64> {
 /// Runs the sample stage for `p`, writing under `data`.
 pub fn run(p: &Pipeline, data: &Path, opts: &Options) -> Result<Report> {
     let mut report = Report::default();
+    let lock = DirLock::acquire(data, "nnqft-sample", opts.shard.is_some())?;
+    if let Some(prev) = &lock.recovered_from {
+        eprintln!("nnqft-sample: note: {} was held by a run that is gone ({prev}); recovered", lock.path().display());
+    }
     let stale = stale_entries(p, data)?;
     if !stale.is_empty() {
         if !opts.force {
@@ -256,6 +261,27 @@ pub fn run(p: &Pipeline, data: &Path, opts: &Options) -> Result<Report> {
         );
     }
 
+    let threads = rayon::current_num_threads() as u64;
+    let per_thread = todo
+        .iter()
+        .map(|(u, m)| {
+            let a = &p.sample.arch[u.arch];
+            // the normals of one net, and a part's columns twice (f32 + the writer's buffers)
+            (((a.d_in + 2) * u.width + 1) * 8) as u64 + 2 * m.nets * m.inputs.len() as u64 * 4
+        })
+        .max()
+        .unwrap_or(0);
+    if let Some(avail) = available_memory()
+        && per_thread * threads > avail
+    {
+        bail!(
+            "this run needs about {} of memory ({} per thread x {threads} threads) but only {} is available; lower the widths, nets_per_part or --threads",
+            human_bytes(per_thread * threads),
+            human_bytes(per_thread),
+            human_bytes(avail)
+        );
+    }
+
     nnqft_store::inputs::write_inputs(data, p)?;
     let total_nets: u64 = todo.iter().map(|(_, m)| m.nets).sum();
     let progress = Progress::new(&format!("sample {}", p.name), total_nets, "nets");
@@ -263,7 +289,7 @@ pub fn run(p: &Pipeline, data: &Path, opts: &Options) -> Result<Report> {
         let arch = &p.sample.arch[u.arch];
         let dir = bag_dir(data, &arch.name, u.width, u.bag);
         let name = part_file_name(u.part);
-        clean_stale_temps(&dir, &name)?;
+        clean_stale_temps(&dir, Some(&name))?;
         let mut sampler = NetSampler::new(arch, u.width);
         let key = StreamKey { seed: p.seed, arch: &arch.name, width: u.width, bag: u.bag, part: u.part };
         let cols = sampler.sample_part(&mut key.stream(), meta.nets as usize);
@@ -286,6 +312,13 @@ pub fn run(p: &Pipeline, data: &Path, opts: &Options) -> Result<Report> {
         if opts.shard.is_some() { " (this shard)" } else { "" }
     );
     Ok(report)
+}
+
+/// MemAvailable from /proc/meminfo, in bytes.
+fn available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kb: u64 = text.lines().find(|l| l.starts_with("MemAvailable:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }
 
 fn human_bytes(b: u64) -> String {

@@ -87,4 +87,11 @@ fn corrupt_parts_are_detected_and_redone() {
         assert!(stderr.contains("part-00000.parquet") && stderr.contains("redoing it"), "{what}: {stderr}");
         assert_eq!(before, snapshot(&data), "{what} part redone bit-identically");
     }
+    // A readable part whose footer is right but whose schema is not (1 column for 2 inputs).
+    let (meta, cols) = nnqft_store::samples::read_part(&nnqft_store::samples::part_path(&data, "erf", 3, 0, 0)).unwrap();
+    nnqft_store::samples::write_part(&part, vec![cols[0].clone()], &meta).unwrap();
+    let out = run_ok(&["--pipeline", &pipe, "--data", d]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("schema is not f0..f1 Float32") && stderr.contains("redoing it"), "{stderr}");
+    assert_eq!(before, snapshot(&data), "wrong-schema part redone bit-identically");
 }

@@ -53,11 +53,23 @@ pub fn write_atomic(path: &Path, write: impl FnOnce(&mut File) -> Result<()>) ->
     result.with_context(|| format!("writing {}", path.display()))
 }
 
-/// Removes temporary files left in `dir` by killed writers of `name`.
-/// Only files whose writer process no longer exists are removed, so a
-/// concurrent writer on this machine is not disturbed.
-pub fn clean_stale_temps(dir: &Path, name: &str) -> Result<usize> {
-    let prefix = format!(".{name}.tmp-");
+/// The writer pid recorded in a temporary file name (`.NAME.tmp-PID-N`).
+fn temp_pid(file_name: &str) -> Option<u32> {
+    let rest = &file_name[file_name.find(".tmp-")? + 5..];
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+/// Is the writer of temporary file `file_name` still running on this machine?
+fn writer_alive(file_name: &str) -> bool {
+    temp_pid(file_name).is_some_and(|p| p == std::process::id() || Path::new(&format!("/proc/{p}")).exists())
+}
+
+/// Removes temporary files in `dir` left by killed writers: those of `name`
+/// only, or every one with `name = None`. Files whose writer process still
+/// runs on this machine are kept, so a concurrent writer is not disturbed.
+pub fn clean_stale_temps(dir: &Path, name: Option<&str>) -> Result<usize> {
+    let prefix = name.map(|n| format!(".{n}.tmp-"));
     let mut removed = 0;
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
@@ -67,10 +79,11 @@ pub fn clean_stale_temps(dir: &Path, name: &str) -> Result<usize> {
     for entry in entries {
         let entry = entry?;
         let fname = entry.file_name().to_string_lossy().into_owned();
-        let Some(rest) = fname.strip_prefix(&prefix) else { continue };
-        let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
-        let alive = pid.is_some_and(|p| p == std::process::id() || Path::new(&format!("/proc/{p}")).exists());
-        if !alive && fs::remove_file(entry.path()).is_ok() {
+        let ours = match &prefix {
+            Some(p) => fname.starts_with(p.as_str()),
+            None => is_temp_name(&fname),
+        };
+        if ours && !writer_alive(&fname) && fs::remove_file(entry.path()).is_ok() {
             removed += 1;
         }
     }

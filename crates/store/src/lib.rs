@@ -6,6 +6,7 @@
 
 pub mod atomic;
 pub mod inputs;
+pub mod lock;
 pub mod samples;
 pub mod tables;
 
