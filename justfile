@@ -22,6 +22,10 @@ sample pipeline=default_pipeline *args: build
 moments pipeline=default_pipeline *args: build
     {{bin}}/nnqft-moments --pipeline {{pipeline}} {{args}}
 
+# Write Slurm scripts for PIPELINE into data/NAME/slurm (add --submit to submit them).
+slurm pipeline=default_pipeline *args: build
+    {{bin}}/nnqft-slurm --pipeline {{pipeline}} {{args}}
+
 # Run every stage of PIPELINE end to end.
 all pipeline=default_pipeline: (sample pipeline) (moments pipeline)
 

@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 pub struct Loaded {
     pub pipeline: Pipeline,
     pub source: String,
+    /// The pipeline file's text as read.
+    pub text: String,
 }
 
 /// Resolves `--pipeline`: `None` is the embedded default; a value that names
@@ -27,7 +29,7 @@ pub fn load_pipeline(arg: Option<&str>) -> Result<Loaded> {
     let Some(arg) = arg else {
         let pipeline = Pipeline::from_toml(DEFAULT_PIPELINE_TOML)
             .map_err(|e| anyhow::anyhow!("<embedded default pipeline>: {e}"))?;
-        return Ok(Loaded { pipeline, source: "<embedded default pipeline>".into() });
+        return Ok(Loaded { pipeline, source: "<embedded default pipeline>".into(), text: DEFAULT_PIPELINE_TOML.into() });
     };
     let direct = Path::new(arg);
     let path = if direct.is_file() || arg.ends_with(".toml") || arg.contains('/') {
@@ -41,7 +43,7 @@ pub fn load_pipeline(arg: Option<&str>) -> Result<Loaded> {
     };
     let text = std::fs::read_to_string(&path).with_context(|| format!("{}: cannot read pipeline", path.display()))?;
     let pipeline = Pipeline::from_toml(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    Ok(Loaded { pipeline, source: path.display().to_string() })
+    Ok(Loaded { pipeline, source: path.display().to_string(), text })
 }
 
 /// `--data` if given, else `data/NAME`.

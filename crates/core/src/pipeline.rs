@@ -31,6 +31,48 @@ pub struct Pipeline {
     pub sample: SampleConfig,
     #[serde(default)]
     pub moments: MomentsConfig,
+    #[serde(default)]
+    pub slurm: SlurmConfig,
+}
+
+/// `[slurm]`: resources of the job array that `nnqft-slurm` writes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlurmConfig {
+    /// Partition (`--partition`); the cluster's default when absent.
+    #[serde(default)]
+    pub partition: Option<String>,
+    /// Array size: the sampling work is split into this many shards.
+    #[serde(default = "default_shards")]
+    pub shards: u32,
+    /// `--cpus-per-task` (also the `--threads` of each stage).
+    #[serde(default = "default_cpus")]
+    pub cpus_per_task: u32,
+    /// `--mem`, e.g. "4G".
+    #[serde(default = "default_mem")]
+    pub mem: String,
+    /// `--time`, e.g. "02:00:00" or "1-00:00:00".
+    #[serde(default = "default_time")]
+    pub time: String,
+}
+
+fn default_shards() -> u32 {
+    8
+}
+fn default_cpus() -> u32 {
+    2
+}
+fn default_mem() -> String {
+    "4G".into()
+}
+fn default_time() -> String {
+    "04:00:00".into()
+}
+
+impl Default for SlurmConfig {
+    fn default() -> Self {
+        SlurmConfig { partition: None, shards: default_shards(), cpus_per_task: default_cpus(), mem: default_mem(), time: default_time() }
+    }
 }
 
 /// `[sample]`: what networks to draw and how many.
@@ -213,6 +255,33 @@ impl Pipeline {
                 "sample.nets_per_bag",
                 format!("the pipeline would write {parts} part files (max {MAX_PARTS}); fewer nets or a larger nets_per_part"),
             ));
+        }
+        let sl = &self.slurm;
+        if !(1..=100_000).contains(&sl.shards) {
+            return Err(err("slurm.shards", format!("must be 1..100000 (got {})", sl.shards)));
+        }
+        if !(1..=4096).contains(&sl.cpus_per_task) {
+            return Err(err("slurm.cpus_per_task", format!("must be 1..4096 (got {})", sl.cpus_per_task)));
+        }
+        let digits_then = |v: &str, suffixes: &str| {
+            let d = v.trim_end_matches(|c: char| suffixes.contains(c));
+            !d.is_empty() && d.chars().all(|c| c.is_ascii_digit()) && v.len() - d.len() <= 1
+        };
+        if !digits_then(&sl.mem, "KMGT") {
+            return Err(err("slurm.mem", format!("{:?} is not a Slurm memory size like 4G or 500M", sl.mem)));
+        }
+        let time_ok = {
+            let (days, hms) = sl.time.split_once('-').unwrap_or(("0", &sl.time));
+            days.chars().all(|c| c.is_ascii_digit())
+                && !days.is_empty()
+                && (1..=3).contains(&hms.split(':').count())
+                && hms.split(':').all(|x| !x.is_empty() && x.len() <= 3 && x.chars().all(|c| c.is_ascii_digit()))
+        };
+        if !time_ok {
+            return Err(err("slurm.time", format!("{:?} is not a Slurm time like 02:00:00 or 1-00:00:00", sl.time)));
+        }
+        if let Some(part) = &sl.partition {
+            check_name("slurm.partition", part)?;
         }
         for (i, &o) in self.moments.orders.iter().enumerate() {
             if !matches!(o, 2 | 4 | 6) {

@@ -168,6 +168,18 @@ pub fn stale_entries(p: &Pipeline, data: &Path) -> Result<Vec<PathBuf>> {
     Ok(stale)
 }
 
+/// How many of a shard's part files are not yet done (missing, corrupt or
+/// foreign): 0 means the shard has nothing left to do.
+pub fn pending_units(p: &Pipeline, data: &Path, shard: Option<(u32, u32)>) -> usize {
+    shard_units(&plan(p), shard)
+        .par_iter()
+        .filter(|u| {
+            let want = expected_meta(p, u);
+            !matches!(state(&part_path(data, &want.arch.name, u.width, u.bag, u.part), &want), State::Done)
+        })
+        .count()
+}
+
 /// Free bytes on the file system holding `dir` (or its nearest existing ancestor).
 fn free_bytes(dir: &Path) -> Option<u64> {
     let mut d = dir.to_path_buf();
