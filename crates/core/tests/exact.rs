@@ -80,9 +80,10 @@ fn erf_quadrature_is_converged() {
         arch(Activation::Erf, 1.0, 1.0, vec![vec![-1.0, -1.0], vec![-1.0, 1.0], vec![1.0, -1.0], vec![1.0, 1.0]]),
         arch(Activation::Erf, 1.0, 1.0, vec![vec![-1.0, -1.0, -1.0], vec![1.0, 1.0, -1.0], vec![-1.0, 1.0, 1.0], vec![1.0, -1.0, 1.0]]),
     ];
-    // D = d_in + 1 Gaussian variables; at D = 4 the tensor rule has only ~41
-    // nodes per dimension, and the documented accuracy is 3e-4.
-    for (a, tol) in protocol.iter().zip([1e-9, 1e-9, 3e-4]) {
+    // D = d_in + 1 Gaussian variables. At D = 4 the default rule has 63 nodes
+    // per dimension (16M in all); measured against a 4x finer rule its error is
+    // 6e-8, against the 0.3x rule here 2.6e-6.
+    for (a, tol) in protocol.iter().zip([1e-9, 1e-9, 1e-5]) {
         let hi = UnitMoments::new(a, &[4, 6], Accuracy::default());
         let lo = UnitMoments::new(a, &[4, 6], Accuracy { budget_scale: 0.3, ..Accuracy::default() });
         let err = max_rel(&hi, &lo, a.k());
@@ -148,3 +149,4 @@ fn unit_moments_match_monte_carlo() {
         }
     }
 }
+
