@@ -73,6 +73,30 @@ pub fn run_main(program: &str, body: impl FnOnce() -> Result<()>) {
     }
 }
 
+/// The options every stage takes: `#[command(flatten)]` them into a binary's arguments.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Common {
+    /// Pipeline: a file, or NAME for pipelines/NAME.toml [default: the embedded quick pipeline]
+    #[arg(long)]
+    pub pipeline: Option<String>,
+    /// Data directory [default: data/NAME]
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Worker threads [default: one per core]
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+impl Common {
+    /// Starts the thread pool and loads the pipeline; returns it with its data directory.
+    pub fn setup(&self) -> Result<(Loaded, PathBuf)> {
+        init_threads(self.threads)?;
+        let loaded = load_pipeline(self.pipeline.as_deref())?;
+        let data = data_dir(self.data.clone(), &loaded.pipeline);
+        Ok((loaded, data))
+    }
+}
+
 /// Parses the command line; a usage error is printed as one line
 /// (`PROGRAM: error: ...`) with exit code 2. `--help` and `--version` print as usual.
 pub fn parse_args<T: clap::Parser>(program: &str) -> T {

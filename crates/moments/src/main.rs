@@ -1,5 +1,3 @@
-use std::path::PathBuf;
-
 /// Reduce the samples of a pipeline to n-point functions with bag errors and
 /// compare them with the GP and the exact finite-width theory. Writes
 /// DATA/moments.parquet, moments_bags.parquet, summary.parquet and plots/.
@@ -8,15 +6,8 @@ use std::path::PathBuf;
 #[derive(clap::Parser)]
 #[command(name = "nnqft-moments", version)]
 struct Args {
-    /// Pipeline: a file, or NAME for pipelines/NAME.toml [default: the embedded quick pipeline]
-    #[arg(long)]
-    pipeline: Option<String>,
-    /// Data directory holding samples/ [default: data/NAME]
-    #[arg(long)]
-    data: Option<PathBuf>,
-    /// Worker threads [default: one per core]
-    #[arg(long)]
-    threads: Option<usize>,
+    #[command(flatten)]
+    common: nnqft_cli::Common,
     /// Recompute cached reductions
     #[arg(long)]
     force: bool,
@@ -25,10 +16,8 @@ struct Args {
 fn main() {
     let args: Args = nnqft_cli::parse_args("nnqft-moments");
     nnqft_cli::run_main("nnqft-moments", || {
-        nnqft_cli::init_threads(args.threads)?;
-        let loaded = nnqft_cli::load_pipeline(args.pipeline.as_deref())?;
+        let (loaded, data) = args.common.setup()?;
         let p = &loaded.pipeline;
-        let data = nnqft_cli::data_dir(args.data, p);
         let start = std::time::Instant::now();
         let out = nnqft_moments::run(p, &data, &nnqft_moments::Options { force: args.force })?;
         println!(

@@ -1,5 +1,3 @@
-use std::path::PathBuf;
-
 /// Draw ensembles of random networks and write their outputs f(x_1..x_k)
 /// to Parquet: DATA/samples/arch=A/width=N/bag=B/part-PPPPP.parquet.
 ///
@@ -7,15 +5,8 @@ use std::path::PathBuf;
 #[derive(clap::Parser)]
 #[command(name = "nnqft-sample", version)]
 struct Args {
-    /// Pipeline: a file, or NAME for pipelines/NAME.toml [default: the embedded quick pipeline]
-    #[arg(long)]
-    pipeline: Option<String>,
-    /// Output directory [default: data/NAME]
-    #[arg(long)]
-    data: Option<PathBuf>,
-    /// Worker threads [default: one per core]
-    #[arg(long)]
-    threads: Option<usize>,
+    #[command(flatten)]
+    common: nnqft_cli::Common,
     /// Do only the I-th of N equal parts of the work (e.g. 2/8), for job arrays
     #[arg(long, value_parser = nnqft_cli::parse_shard)]
     shard: Option<(u32, u32)>,
@@ -27,9 +18,7 @@ struct Args {
 fn main() {
     let args: Args = nnqft_cli::parse_args("nnqft-sample");
     nnqft_cli::run_main("nnqft-sample", || {
-        nnqft_cli::init_threads(args.threads)?;
-        let loaded = nnqft_cli::load_pipeline(args.pipeline.as_deref())?;
-        let data = nnqft_cli::data_dir(args.data, &loaded.pipeline);
+        let (loaded, data) = args.common.setup()?;
         let opts = nnqft_sample::Options { shard: args.shard, force: args.force };
         nnqft_sample::run(&loaded.pipeline, &data, &opts)?;
         Ok(())

@@ -1,17 +1,11 @@
-use std::path::PathBuf;
-
 /// Write Slurm scripts for a pipeline (DATA/slurm/) and, with --submit,
 /// submit them: a job array of sample shards, then moments after all shards
 /// succeeded. Resubmitting submits only shards that still have missing parts.
 #[derive(clap::Parser)]
 #[command(name = "nnqft-slurm", version)]
 struct Args {
-    /// Pipeline: a file, or NAME for pipelines/NAME.toml [default: the embedded quick pipeline]
-    #[arg(long)]
-    pipeline: Option<String>,
-    /// Data directory [default: data/NAME]
-    #[arg(long)]
-    data: Option<PathBuf>,
+    #[command(flatten)]
+    common: nnqft_cli::Common,
     /// Number of shards (array size) [default: [slurm] shards of the pipeline]
     #[arg(long)]
     shards: Option<u32>,
@@ -23,9 +17,8 @@ struct Args {
 fn main() {
     let args: Args = nnqft_cli::parse_args("nnqft-slurm");
     nnqft_cli::run_main("nnqft-slurm", || {
-        let loaded = nnqft_cli::load_pipeline(args.pipeline.as_deref())?;
+        let (loaded, data) = args.common.setup()?;
         let p = &loaded.pipeline;
-        let data = nnqft_cli::data_dir(args.data, p);
         let shards = args.shards.unwrap_or(p.slurm.shards);
         if shards == 0 {
             anyhow::bail!("--shards must be >= 1");
@@ -51,7 +44,7 @@ fn main() {
         } else {
             println!(
                 "submit with: nnqft-slurm --pipeline {} --data {} --submit",
-                args.pipeline.as_deref().unwrap_or(&p.name),
+                args.common.pipeline.as_deref().unwrap_or(&p.name),
                 data.display()
             );
         }
