@@ -119,6 +119,21 @@ where
     Ok(())
 }
 
+/// Embeds DejaVu Sans in an SVG as a base64 `@font-face` and points every
+/// text at it, so the figure renders the same on a machine without the font.
+pub fn embed_font_in_svg(svg: &str) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(dejavu::sans::regular());
+    let style = format!(
+        "<defs><style>@font-face{{font-family:\"DejaVu Sans\";src:url(data:font/ttf;base64,{b64}) format(\"truetype\");}}</style></defs>\n"
+    );
+    let svg = svg.replace("font-family=\"sans-serif\"", "font-family=\"DejaVu Sans, sans-serif\"");
+    match svg.find('>') {
+        Some(i) => format!("{}\n{style}{}", &svg[..=i], &svg[i + 1..]),
+        None => svg,
+    }
+}
+
 /// Writes `DATA/plots/moments_vs_width.{png,svg}` atomically.
 pub fn write_plots(data: &Path, p: &Pipeline, summary: &[SummaryRow], curves: &[Curve]) -> Result<()> {
     embed_font();
@@ -131,6 +146,7 @@ pub fn write_plots(data: &Path, p: &Pipeline, summary: &[SummaryRow], curves: &[
         let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
         draw(&root, p, summary, curves)?;
     }
+    let svg = embed_font_in_svg(&svg);
     write_atomic(&dir.join("moments_vs_width.svg"), |f| {
         use std::io::Write;
         Ok(f.write_all(svg.as_bytes())?)
