@@ -95,3 +95,28 @@ fn corrupt_parts_are_detected_and_redone() {
     assert!(stderr.contains("schema is not f0..f1 Float32") && stderr.contains("redoing it"), "{stderr}");
     assert_eq!(before, snapshot(&data), "wrong-schema part redone bit-identically");
 }
+
+#[test]
+fn absurd_sizes_are_refused_up_front_with_the_estimate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let d = data.to_str().unwrap();
+    // Memory: d_in = 20000 at width 2^24 needs (d + 2) N doubles per net, ~2.7 TB.
+    let point = format!("[{}]", vec!["0.001"; 20_000].join(", "));
+    let wide = GOOD
+        .replace("widths = [3]", "widths = [16777216]")
+        .replace("d_in = 1", "d_in = 20000")
+        .replace("inputs = [[0.5], [1.0]]", &format!("inputs = [{point}]"));
+    let pipe = write_pipeline(tmp.path(), "bad", &wide);
+    run_err(&["--pipeline", &pipe, "--data", d, "--threads", "1"], &["needs about", "of memory", "per thread", "is available"]);
+    // Disk: 10^11 nets per bag.
+    let big = GOOD.replace("nets_per_bag = 500", "nets_per_bag = 100_000_000_000\nnets_per_part = 10_000_000");
+    let pipe = write_pipeline(tmp.path(), "bad", &big);
+    run_err(&["--pipeline", &pipe, "--data", d], &["needs about", "of disk", "free; nothing was written"]);
+    // Part count: a tiny nets_per_part would mean 10^9 files.
+    let many = GOOD.replace("nets_per_bag = 500", "nets_per_bag = 1_000_000_000\nnets_per_part = 1");
+    let pipe = write_pipeline(tmp.path(), "bad", &many);
+    run_err(&["--pipeline", &pipe, "--data", d], &["sample.nets_per_bag", "part files"]);
+    let written: Vec<_> = std::fs::read_dir(&data).map(|r| r.map(|e| e.unwrap().file_name()).collect()).unwrap_or_default();
+    assert!(written.iter().all(|f| f == ".nnqft.lock"), "nothing but the lock file: {written:?}");
+}
