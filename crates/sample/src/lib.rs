@@ -136,11 +136,10 @@ pub fn stale_entries(p: &Pipeline, data: &Path) -> Result<Vec<PathBuf>> {
     }
     let mut stale = Vec::new();
     for (an, ap, adir) in list(&data.join("samples"))? {
-        let Some(arch) = an.strip_prefix("arch=").filter(|_| adir).filter(|a| p.arch(a).is_some()) else {
+        if !adir || an.strip_prefix("arch=").and_then(|a| p.arch(a)).is_none() {
             stale.push(ap);
             continue;
-        };
-        let _ = arch;
+        }
         for (wn, wp, wdir) in list(&ap)? {
             let ok = wdir && wn.strip_prefix("width=").and_then(|w| w.parse::<usize>().ok()).is_some_and(|w| p.sample.widths.contains(&w) && wn == format!("width={w}"));
             if !ok {
