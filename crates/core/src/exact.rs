@@ -194,14 +194,7 @@ fn tensor_moments(arch: &ArchSpec, v: &[Vec<f64>], orders: &[usize], budget_scal
         .collect();
     let mut total: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
     for s in slabs {
-        for (o, v) in s {
-            match total.get_mut(&o) {
-                Some(t) => t.iter_mut().zip(&v).for_each(|(a, b)| *a += b),
-                None => {
-                    total.insert(o, v);
-                }
-            }
-        }
+        crate::tuples::add_sums(&mut total, s);
     }
     total
 }

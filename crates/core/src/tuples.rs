@@ -126,6 +126,20 @@ pub struct ProductTree {
     wanted: Vec<bool>,
 }
 
+/// Adds per-order sums `s` into `acc` element-wise (orders missing from
+/// `acc` are taken over as they are). Used to combine blocks, slabs or parts
+/// in a fixed order, so totals stay deterministic.
+pub fn add_sums(acc: &mut std::collections::BTreeMap<usize, Vec<f64>>, s: std::collections::BTreeMap<usize, Vec<f64>>) {
+    for (o, v) in s {
+        match acc.get_mut(&o) {
+            Some(a) => a.iter_mut().zip(&v).for_each(|(x, y)| *x += y),
+            None => {
+                acc.insert(o, v);
+            }
+        }
+    }
+}
+
 /// Rows per block: the partial products of one block stay in L1/L2.
 const BLOCK: usize = 512;
 /// Independent partial sums per tree node.

@@ -112,14 +112,7 @@ pub fn reduce_all(p: &Pipeline, data: &Path, force: bool) -> Result<(Vec<Reduced
         for _ in 0..p.sample.bags {
             let mut acc: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
             for _ in 0..parts {
-                for (o, v) in it.next().expect("one sum per unit") {
-                    match acc.get_mut(&o) {
-                        Some(a) => a.iter_mut().zip(&v).for_each(|(x, y)| *x += y),
-                        None => {
-                            acc.insert(o, v);
-                        }
-                    }
-                }
+                nnqft_core::tuples::add_sums(&mut acc, it.next().expect("one sum per unit"));
             }
             let n = p.sample.nets_per_bag as f64;
             acc.values_mut().for_each(|v| v.iter_mut().for_each(|x| *x /= n));

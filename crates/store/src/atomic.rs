@@ -53,6 +53,16 @@ pub fn write_atomic(path: &Path, write: impl FnOnce(&mut File) -> Result<()>) ->
     result.with_context(|| format!("writing {}", path.display()))
 }
 
+/// Writes one record batch as a Parquet file, atomically (see [`write_atomic`]).
+pub fn write_parquet(path: &Path, batch: &arrow::record_batch::RecordBatch, props: parquet::file::properties::WriterProperties) -> Result<()> {
+    write_atomic(path, |f| {
+        let mut w = parquet::arrow::ArrowWriter::try_new(f, batch.schema(), Some(props))?;
+        w.write(batch)?;
+        w.close()?;
+        Ok(())
+    })
+}
+
 /// The writer pid recorded in a temporary file name (`.NAME.tmp-PID-N`).
 fn temp_pid(file_name: &str) -> Option<u32> {
     let rest = &file_name[file_name.find(".tmp-")? + 5..];

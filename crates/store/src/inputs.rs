@@ -1,14 +1,13 @@
 //! `DATA/inputs.parquet`: the input points of every architecture
 //! (columns arch Utf8, point UInt16, x List<Float64>).
 
-use crate::atomic::write_atomic;
+use crate::atomic::write_parquet;
 use crate::samples::FOOTER_KEY;
 use anyhow::Result;
 use arrow::array::{Array, ArrayRef, Float64Builder, ListBuilder, StringArray, UInt16Array};
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
 use nnqft_core::Pipeline;
-use parquet::arrow::ArrowWriter;
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 use std::path::Path;
@@ -38,10 +37,5 @@ pub fn write_inputs(data: &Path, pipeline: &Pipeline) -> Result<()> {
     let props = WriterProperties::builder()
         .set_key_value_metadata(Some(vec![KeyValue::new(FOOTER_KEY.to_string(), meta.to_string())]))
         .build();
-    write_atomic(&data.join("inputs.parquet"), |f| {
-        let mut w = ArrowWriter::try_new(f, schema, Some(props))?;
-        w.write(&batch)?;
-        w.close()?;
-        Ok(())
-    })
+    write_parquet(&data.join("inputs.parquet"), &batch, props)
 }

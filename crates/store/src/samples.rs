@@ -3,14 +3,13 @@
 //! `f0..f{k-1}`, one row per net, and the footer key `nnqft` holding
 //! [`PartMeta`] as JSON.
 
-use crate::atomic::write_atomic;
+use crate::atomic::write_parquet;
 use anyhow::{bail, Context, Result};
 use arrow::array::{Array, Float32Array};
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
 use nnqft_core::ArchSpec;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, Encoding};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -78,12 +77,7 @@ pub fn write_part(path: &Path, cols: Vec<Vec<f32>>, meta: &PartMeta) -> Result<(
     let arrays = cols.into_iter().map(|c| Arc::new(Float32Array::from(c)) as Arc<dyn Array>).collect();
     let batch = RecordBatch::try_new(schema.clone(), arrays)?;
     let props = writer_props(serde_json::to_string(meta)?);
-    write_atomic(path, |f| {
-        let mut w = ArrowWriter::try_new(f, schema, Some(props))?;
-        w.write(&batch)?;
-        w.close()?;
-        Ok(())
-    })
+    write_parquet(path, &batch, props)
 }
 
 /// Opens a part and checks it against its own footer: the footer key exists

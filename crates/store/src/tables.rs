@@ -1,13 +1,12 @@
 //! Long-format result tables (`moments.parquet`, `summary.parquet`, ...):
 //! a column builder and an atomic writer that stamps the `nnqft` footer.
 
-use crate::atomic::write_atomic;
+use crate::atomic::write_parquet;
 use crate::samples::FOOTER_KEY;
 use anyhow::{Context, Result};
 use arrow::array::{ArrayRef, Float64Array, ListBuilder, StringArray, UInt8Array, UInt16Builder, UInt32Array};
 use arrow::datatypes::{Field, Schema};
 use arrow::record_batch::RecordBatch;
-use parquet::arrow::ArrowWriter;
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 use std::path::Path;
@@ -70,12 +69,7 @@ impl Table {
         let props = WriterProperties::builder()
             .set_key_value_metadata(Some(vec![KeyValue::new(FOOTER_KEY.to_string(), footer.to_string())]))
             .build();
-        write_atomic(path, |f| {
-            let mut w = ArrowWriter::try_new(f, schema, Some(props))?;
-            w.write(&batch)?;
-            w.close()?;
-            Ok(())
-        })
+        write_parquet(path, &batch, props)
     }
 }
 
