@@ -7,6 +7,7 @@
 
 pub mod activation;
 pub mod arch;
+pub mod boxint;
 pub mod exact;
 pub mod kernel;
 pub mod pipeline;
