@@ -21,6 +21,11 @@ pub struct ArchSpec {
     pub sigma_b: f64,
     #[serde(default = "one")]
     pub hidden_layers: usize,
+    /// Widths to sample for this family only (default: `sample.widths`).
+    /// Not serialised when absent, so config hashes of pipelines without it
+    /// are unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub widths: Option<Vec<usize>>,
     /// The k input points x_1..x_k, each of length `d_in`.
     pub inputs: Vec<Vec<f64>>,
 }
@@ -64,6 +69,7 @@ impl ArchSpec {
             sigma_w,
             sigma_b,
             hidden_layers: 1,
+            widths: None,
             inputs,
         }
     }

@@ -6,6 +6,8 @@
 
 use crate::rng::sha256_hex;
 use crate::sampler::SAMPLER_VERSION;
+use crate::boxint::{check_integrable, Propagator};
+use crate::tuples::tuples;
 use crate::ArchSpec;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
@@ -33,6 +35,67 @@ pub struct Pipeline {
     pub moments: MomentsConfig,
     #[serde(default)]
     pub slurm: SlurmConfig,
+    #[serde(default)]
+    pub fit: FitConfig,
+}
+
+/// `[fit]`: which (arch, width) data to fit the couplings of (THEORY section 5).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FitConfig {
+    /// A fit is reported non-identifiable above this condition number of the
+    /// (weighted, column-equilibrated) design matrix.
+    #[serde(default = "default_max_condition")]
+    pub max_condition: f64,
+    /// One `[[fit.run]]` per (arch, cutoff, propagator).
+    #[serde(default)]
+    pub run: Vec<FitRun>,
+}
+
+fn default_max_condition() -> f64 {
+    1e8
+}
+
+impl Default for FitConfig {
+    fn default() -> Self {
+        FitConfig { max_condition: default_max_condition(), run: Vec::new() }
+    }
+}
+
+/// `[[fit.run]]`: fit the models M0-M3 (and kappa, and u4/u6 for gauss) to
+/// one architecture's data.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FitRun {
+    /// An architecture of `[[sample.arch]]`.
+    pub arch: String,
+    /// Widths to fit (default: every width sampled for the arch).
+    #[serde(default)]
+    pub widths: Option<Vec<usize>>,
+    /// Half-side L of the box `[-L, L]^d`; `inf` for all of R^d (decaying kernels only).
+    pub cutoff: f64,
+    /// `"K"` (full kernel, default) or `"K_W"` (the reference code's choice).
+    #[serde(default = "default_propagator")]
+    pub propagator: Propagator,
+    /// A point is interior if every coordinate lies in `[lo, hi]`; train on
+    /// the tuples whose points are all interior, test on the rest.
+    pub interior: [f64; 2],
+}
+
+fn default_propagator() -> Propagator {
+    Propagator::Full
+}
+
+impl FitRun {
+    /// Whether input point `x` is interior.
+    pub fn is_interior(&self, x: &[f64]) -> bool {
+        x.iter().all(|&c| c >= self.interior[0] && c <= self.interior[1])
+    }
+
+    /// Whether every point of tuple `t` of `arch` is interior (a train tuple).
+    pub fn is_train(&self, arch: &ArchSpec, t: &[usize]) -> bool {
+        t.iter().all(|&a| self.is_interior(&arch.inputs[a]))
+    }
 }
 
 /// `[slurm]`: resources of the job array that `nnqft-slurm` writes.
@@ -182,18 +245,7 @@ impl Pipeline {
         if s.widths.is_empty() {
             return Err(err("sample.widths", "must list at least one width"));
         }
-        let mut seen = HashSet::new();
-        for (i, &w) in s.widths.iter().enumerate() {
-            if w == 0 {
-                return Err(err(format!("sample.widths[{i}]"), "width must be >= 1 (got 0)"));
-            }
-            if w > 1 << 24 {
-                return Err(err(format!("sample.widths[{i}]"), format!("width {w} is absurd (max 16777216)")));
-            }
-            if !seen.insert(w) {
-                return Err(err(format!("sample.widths[{i}]"), format!("duplicate width {w}")));
-            }
-        }
+        check_widths("sample.widths", &s.widths)?;
         if s.arch.is_empty() {
             return Err(err("sample.arch", "must define at least one [[sample.arch]]"));
         }
@@ -203,6 +255,12 @@ impl Pipeline {
             check_name(&at("name"), &a.name)?;
             if !names.insert(a.name.as_str()) {
                 return Err(err(at("name"), format!("duplicate arch name {:?}", a.name)));
+            }
+            if let Some(w) = &a.widths {
+                if w.is_empty() {
+                    return Err(err(at("widths"), "must list at least one width (or be left out to use sample.widths)"));
+                }
+                check_widths(&at("widths"), w)?;
             }
             if a.d_in == 0 {
                 return Err(err(at("d_in"), "must be >= 1"));
@@ -246,8 +304,7 @@ impl Pipeline {
                 ));
             }
         }
-        let parts = (s.arch.len() as u64)
-            .saturating_mul(s.widths.len() as u64)
+        let parts = (s.arch.iter().map(|a| self.widths_of(a).len() as u64).sum::<u64>())
             .saturating_mul(s.bags as u64)
             .saturating_mul(s.nets_per_bag.div_ceil(s.nets_per_part));
         if parts > MAX_PARTS {
@@ -288,12 +345,59 @@ impl Pipeline {
                 return Err(err(format!("moments.orders[{i}]"), format!("order must be 2, 4 or 6 (got {o})")));
             }
         }
+        self.validate_fit()
+    }
+
+    fn validate_fit(&self) -> Result<(), ConfigError> {
+        let f = &self.fit;
+        if !(f.max_condition > 1.0) {
+            return Err(err("fit.max_condition", format!("must be > 1 (got {})", f.max_condition)));
+        }
+        if !f.run.is_empty() && !self.moments.orders.contains(&4) {
+            return Err(err("moments.orders", "the fit needs order 4 (add 4 to moments.orders)"));
+        }
+        for (i, r) in f.run.iter().enumerate() {
+            let at = |field: &str| format!("fit.run[{i}].{field}");
+            let Some(arch) = self.arch(&r.arch) else {
+                let names: Vec<&str> = self.sample.arch.iter().map(|a| a.name.as_str()).collect();
+                return Err(err(at("arch"), format!("no [[sample.arch]] named {:?} (have: {})", r.arch, names.join(", "))));
+            };
+            if let Some(ws) = &r.widths {
+                check_widths(&at("widths"), ws)?;
+                if let Some(w) = ws.iter().find(|w| !self.widths_of(arch).contains(w)) {
+                    return Err(err(at("widths"), format!("width {w} is not sampled for {}", arch.name)));
+                }
+            }
+            check_integrable(arch, r.cutoff, r.propagator).map_err(|m| err(at("cutoff"), m))?;
+            let [lo, hi] = r.interior;
+            if !(lo.is_finite() && hi.is_finite() && lo <= hi) {
+                return Err(err(at("interior"), format!("must be [lo, hi] with finite lo <= hi (got [{lo}, {hi}])")));
+            }
+            let ts = tuples(arch.k(), 4);
+            let train = ts.iter().filter(|t| r.is_train(arch, t)).count();
+            if train < 3 {
+                return Err(err(at("interior"), format!("only {train} train 4-point tuples lie in [{lo}, {hi}]; M3 needs at least 3")));
+            }
+            if train == ts.len() {
+                return Err(err(at("interior"), format!("every input of {} is interior: no test tuples", arch.name)));
+            }
+        }
         Ok(())
     }
 
     /// The architecture called `name`.
     pub fn arch(&self, name: &str) -> Option<&ArchSpec> {
         self.sample.arch.iter().find(|a| a.name == name)
+    }
+
+    /// The widths sampled for `arch`: its own `widths`, else `sample.widths`.
+    pub fn widths_of<'a>(&'a self, arch: &'a ArchSpec) -> &'a [usize] {
+        arch.widths.as_deref().unwrap_or(&self.sample.widths)
+    }
+
+    /// Every sampled (arch index, width) pair, in pipeline order.
+    pub fn arch_widths(&self) -> Vec<(usize, usize)> {
+        self.sample.arch.iter().enumerate().flat_map(|(i, a)| self.widths_of(a).iter().map(move |&w| (i, w))).collect()
     }
 
     /// Number of part files per bag.
@@ -322,6 +426,22 @@ impl Pipeline {
         });
         sha256_hex(key.to_string().as_bytes())
     }
+}
+
+fn check_widths(field: &str, widths: &[usize]) -> Result<(), ConfigError> {
+    let mut seen = HashSet::new();
+    for (i, &w) in widths.iter().enumerate() {
+        if w == 0 {
+            return Err(err(format!("{field}[{i}]"), "width must be >= 1 (got 0)"));
+        }
+        if w > 1 << 24 {
+            return Err(err(format!("{field}[{i}]"), format!("width {w} is absurd (max 16777216)")));
+        }
+        if !seen.insert(w) {
+            return Err(err(format!("{field}[{i}]"), format!("duplicate width {w}")));
+        }
+    }
+    Ok(())
 }
 
 /// Names end up in paths: keep them to a safe alphabet.

@@ -257,11 +257,12 @@ pub fn run(p: &Pipeline, data: &Path, opts: &Options) -> Result<Outputs> {
 /// mean |exact_m| of orders 4 and 6 at ~60 widths between the pipeline's
 /// smallest and largest, for the plot's theory lines.
 fn exact_curves(p: &Pipeline, theories: &[ExactTheory]) -> Vec<plot::Curve> {
-    let (lo, hi) = (*p.sample.widths.iter().min().expect("widths"), *p.sample.widths.iter().max().expect("widths"));
-    let mut ns: Vec<usize> = (0..=60).map(|i| ((lo as f64).ln() + (hi as f64 / lo as f64).ln() * i as f64 / 60.0).exp().round() as usize).collect();
-    ns.dedup();
     let mut out = Vec::new();
     for (arch, th) in p.sample.arch.iter().zip(theories) {
+        let ws = p.widths_of(arch);
+        let (lo, hi) = (*ws.iter().min().expect("widths"), *ws.iter().max().expect("widths"));
+        let mut ns: Vec<usize> = (0..=60).map(|i| ((lo as f64).ln() + (hi as f64 / lo as f64).ln() * i as f64 / 60.0).exp().round() as usize).collect();
+        ns.dedup();
         for &order in p.moments.orders.iter().filter(|&&o| o > 2) {
             let ts = tuples(arch.k(), order);
             let gps: Vec<f64> = ts.iter().map(|t| th.gp(t)).collect();

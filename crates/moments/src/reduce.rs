@@ -78,7 +78,7 @@ fn reduce_part(p: &Pipeline, data: &Path, arch: &ArchSpec, width: usize, bag: u3
 /// parallel over parts; per-bag sums are added in part order, so the result
 /// does not depend on the thread count) and cached atomically.
 pub fn reduce_all(p: &Pipeline, data: &Path, force: bool) -> Result<(Vec<Reduced>, usize)> {
-    let pairs: Vec<(usize, usize)> = (0..p.sample.arch.len()).flat_map(|a| p.sample.widths.iter().map(move |&w| (a, w))).collect();
+    let pairs: Vec<(usize, usize)> = p.arch_widths();
     let mut done: Vec<Option<Reduced>> = pairs
         .iter()
         .map(|&(a, w)| {

@@ -39,12 +39,10 @@ pub struct WorkUnit {
 /// Every work unit of the pipeline, in canonical order.
 pub fn plan(p: &Pipeline) -> Vec<WorkUnit> {
     let mut units = Vec::new();
-    for arch in 0..p.sample.arch.len() {
-        for &width in &p.sample.widths {
-            for bag in 0..p.sample.bags {
-                for part in 0..p.parts_per_bag() {
-                    units.push(WorkUnit { arch, width, bag, part });
-                }
+    for (arch, width) in p.arch_widths() {
+        for bag in 0..p.sample.bags {
+            for part in 0..p.parts_per_bag() {
+                units.push(WorkUnit { arch, width, bag, part });
             }
         }
     }
@@ -136,12 +134,12 @@ pub fn stale_entries(p: &Pipeline, data: &Path) -> Result<Vec<PathBuf>> {
     }
     let mut stale = Vec::new();
     for (an, ap, adir) in list(&data.join("samples"))? {
-        if !adir || an.strip_prefix("arch=").and_then(|a| p.arch(a)).is_none() {
+        let Some(arch) = an.strip_prefix("arch=").and_then(|a| p.arch(a)).filter(|_| adir) else {
             stale.push(ap);
             continue;
-        }
+        };
         for (wn, wp, wdir) in list(&ap)? {
-            let ok = wdir && wn.strip_prefix("width=").and_then(|w| w.parse::<usize>().ok()).is_some_and(|w| p.sample.widths.contains(&w) && wn == format!("width={w}"));
+            let ok = wdir && wn.strip_prefix("width=").and_then(|w| w.parse::<usize>().ok()).is_some_and(|w| p.widths_of(arch).contains(&w) && wn == format!("width={w}"));
             if !ok {
                 stale.push(wp);
                 continue;

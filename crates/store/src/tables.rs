@@ -87,3 +87,22 @@ pub fn read_footer(path: &Path) -> Result<serde_json::Value> {
         .with_context(|| format!("{}: no \"{FOOTER_KEY}\" footer key", path.display()))?;
     serde_json::from_str(&json).with_context(|| format!("{}: footer is not JSON", path.display()))
 }
+
+/// All record batches of a Parquet file (for reading result tables back).
+pub fn read_table(path: &Path) -> Result<Vec<RecordBatch>> {
+    let file = std::fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .with_context(|| format!("{}: not a readable Parquet file", path.display()))?
+        .build()?;
+    reader.collect::<Result<Vec<_>, _>>().with_context(|| format!("{}: corrupt Parquet data", path.display()))
+}
+
+/// Column `name` of `batch` as type `A`, or an error naming the file and column.
+pub fn column<'a, A: 'static>(path: &Path, batch: &'a RecordBatch, name: &str) -> Result<&'a A> {
+    batch
+        .column_by_name(name)
+        .with_context(|| format!("{}: no column {name:?}", path.display()))?
+        .as_any()
+        .downcast_ref::<A>()
+        .with_context(|| format!("{}: column {name:?} has type {}, not the documented one", path.display(), batch.column_by_name(name).map(|c| c.data_type().to_string()).unwrap_or_default()))
+}
