@@ -358,13 +358,23 @@ fn median(v: &[f64]) -> f64 {
     if s.is_empty() { 0.0 } else { s[s.len() / 2] }
 }
 
-/// (train MSE, test MSE, test MAPE in percent) of predictions against measurements.
+/// (train MSE, test MSE, test MAPE in percent) of predictions against
+/// measurements (or any reference).
+///
+/// ```
+/// let (tr, te, mape) = nnqft_fit::metrics(&[1.0, 2.0, 3.0], &[1.0, 2.5, 2.0], &[true, false, false]);
+/// assert_eq!((tr, te), (0.0, (0.25 + 1.0) / 2.0));
+/// assert!((mape - 100.0 * (0.2 + 0.5) / 2.0).abs() < 1e-12);
+/// ```
 pub fn metrics(pred: &[f64], meas: &[f64], train: &[bool]) -> (f64, f64, f64) {
     let mse = |want: bool| {
         let v: Vec<f64> = (0..pred.len()).filter(|&i| train[i] == want).map(|i| (pred[i] - meas[i]).powi(2)).collect();
         v.iter().sum::<f64>() / v.len().max(1) as f64
     };
-    let test: Vec<usize> = (0..pred.len()).filter(|&i| !train[i]).collect();
+    // Tuples whose reference vanishes (to rounding: exact zeros by symmetry)
+    // have no relative error; they are left out of the MAPE.
+    let big = meas.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let test: Vec<usize> = (0..pred.len()).filter(|&i| !train[i] && meas[i].abs() > 1e-12 * big).collect();
     let mape = 100.0 * test.iter().map(|&i| ((pred[i] - meas[i]) / meas[i]).abs()).sum::<f64>() / test.len().max(1) as f64;
     (mse(true), mse(false), mape)
 }
@@ -685,7 +695,10 @@ pub fn run(p: &Pipeline, data: &Path, opts: &Options) -> Result<Outputs> {
     let hash = fit_hash(p);
     let (cpath, ppath) = (data.join("couplings.parquet"), data.join("predictions.parquet"));
     if !opts.force && [&cpath, &ppath].iter().all(|f| read_footer(f).is_ok_and(|v| v["config_hash"] == hash.as_str())) {
-        return Ok(Outputs { couplings: read_back(&cpath)?, predictions: Vec::new(), up_to_date: true });
+        // An older layout of the same config is simply recomputed.
+        if let Ok(couplings) = read_back(&cpath) {
+            return Ok(Outputs { couplings, predictions: Vec::new(), up_to_date: true });
+        }
     }
     let want: Vec<(String, usize)> = p.fit.run.iter().flat_map(|r| run_widths(p, r).into_iter().map(move |w| (r.arch.clone(), w))).collect();
     let devs = load_deviations(p, data, &want)?;
