@@ -26,8 +26,12 @@ moments pipeline=default_pipeline *args: build
 slurm pipeline=default_pipeline *args: build
     {{bin}}/nnqft-slurm --pipeline {{pipeline}} {{args}}
 
+# Fit the couplings of the effective action (M0-M3, 6-point prediction, u4/u6) to PIPELINE's moments.
+fit pipeline=default_pipeline *args: build
+    {{bin}}/nnqft-fit --pipeline {{pipeline}} {{args}}
+
 # Run every stage of PIPELINE end to end.
-all pipeline=default_pipeline: (sample pipeline) (moments pipeline)
+all pipeline=default_pipeline: (sample pipeline) (moments pipeline) (fit pipeline)
 
 # Throughput of the sampler, a bare normal generator and the moments reduction (1 and 2 threads).
 bench *args: build

@@ -685,7 +685,8 @@ pub fn run_widths(p: &Pipeline, r: &FitRun) -> Vec<usize> {
 /// Runs the stage: load, fit every run and width, write the two tables.
 pub fn run(p: &Pipeline, data: &Path, opts: &Options) -> Result<Outputs> {
     if p.fit.run.is_empty() {
-        bail!("pipeline {:?} has no [[fit.run]]: nothing to fit (see README, \"pipeline file\")", p.name);
+        // Not an error: `just all` runs every stage on every pipeline.
+        return Ok(Outputs { couplings: Vec::new(), predictions: Vec::new(), up_to_date: true });
     }
     let lock = nnqft_store::lock::DirLock::acquire(data, "nnqft-fit", false)?;
     if let Some(prev) = &lock.recovered_from {

@@ -19,6 +19,10 @@ fn main() {
     nnqft_cli::run_main("nnqft-fit", || {
         let (loaded, data) = args.common.setup()?;
         let p = &loaded.pipeline;
+        if p.fit.run.is_empty() {
+            println!("nnqft-fit: {}: no [[fit.run]] in the pipeline; nothing to fit", p.name);
+            return Ok(());
+        }
         let start = std::time::Instant::now();
         let out = nnqft_fit::run(p, &data, &nnqft_fit::Options { force: args.force })?;
         let what = if out.up_to_date { "up to date" } else { "fitted" };
