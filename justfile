@@ -30,8 +30,12 @@ slurm pipeline=default_pipeline *args: build
 fit pipeline=default_pipeline *args: build
     {{bin}}/nnqft-fit --pipeline {{pipeline}} {{args}}
 
+# Run the couplings with the cutoff and sigma_W (flow.parquet, slopes.parquet, report.md).
+rg pipeline=default_pipeline *args: build
+    {{bin}}/nnqft-rg --pipeline {{pipeline}} {{args}}
+
 # Run every stage of PIPELINE end to end.
-all pipeline=default_pipeline: (sample pipeline) (moments pipeline) (fit pipeline)
+all pipeline=default_pipeline: (sample pipeline) (moments pipeline) (fit pipeline) (rg pipeline)
 
 # Throughput of the sampler, a bare normal generator and the moments reduction (1 and 2 threads).
 bench *args: build

@@ -419,6 +419,18 @@ impl Templates {
     }
 }
 
+/// `int prod_{a in t} K(x_a, y) dy` for every sorted 4-tuple t only (the
+/// denominator of lambda_m, for cutoff scans), with the largest relative
+/// difference to a finer rule.
+pub fn quartic_integrals(arch: &ArchSpec, cutoff: f64, prop: Propagator) -> Result<(Vec<f64>, f64), String> {
+    check_integrable(arch, cutoff, prop)?;
+    let res = Resolution::for_dim(arch.d_in);
+    let coarse = BoxRule::new(arch, cutoff, res).kernel_products(arch, prop, &[4]).remove(&4).expect("order 4");
+    let fine = BoxRule::new(arch, cutoff, res.finer()).kernel_products(arch, prop, &[4]).remove(&4).expect("order 4");
+    let err = max_rel_diff(&coarse, &fine);
+    Ok((coarse, err))
+}
+
 /// `sum_10 int int A_{abc}(y) K(y, z) A_{def}(z)` for every sorted 6-tuple,
 /// with `A_{abc}(y) = K(x_a,y) K(x_b,y) K(x_c,y)`: one matrix-vector product
 /// per sorted triple, then dot products.

@@ -37,6 +37,66 @@ pub struct Pipeline {
     pub slurm: SlurmConfig,
     #[serde(default)]
     pub fit: FitConfig,
+    #[serde(default)]
+    pub rg: RgConfig,
+}
+
+/// The cutoffs of THEORY section 7.
+pub const THEORY_CUTOFFS: [f64; 21] =
+    [7.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 70.0, 100.0, 200.0, 500.0, 1e3, 2e3, 5e3, 7e3, 1e4, 2e4, 4e4, 6e4, 8e4, 1e5];
+
+/// `[rg]`: the flows of the couplings with the cutoff and with sigma_W
+/// (THEORY sections 6 and 7).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RgConfig {
+    /// Cutoffs L of the box `[-L, L]^d` (default: THEORY section 7).
+    #[serde(default = "default_cutoffs")]
+    pub cutoffs: Vec<f64>,
+    /// One `[[rg.cutoff]]` per architecture: lambda_bar(L).
+    #[serde(default)]
+    pub cutoff: Vec<CutoffFlow>,
+    /// `[rg.sigma_w]`: u4, u6 against sigma_W over a family of architectures.
+    #[serde(default)]
+    pub sigma_w: Option<SigmaWFlow>,
+}
+
+fn default_cutoffs() -> Vec<f64> {
+    THEORY_CUTOFFS.to_vec()
+}
+
+impl Default for RgConfig {
+    fn default() -> Self {
+        RgConfig { cutoffs: default_cutoffs(), cutoff: Vec::new(), sigma_w: None }
+    }
+}
+
+/// `[[rg.cutoff]]`: lambda_bar(L) of one architecture.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CutoffFlow {
+    pub arch: String,
+    /// Widths (default: every sampled width of the arch).
+    #[serde(default)]
+    pub widths: Option<Vec<usize>>,
+    /// Propagators to integrate with (default `["K"]`).
+    #[serde(default = "default_propagators")]
+    pub propagators: Vec<Propagator>,
+}
+
+fn default_propagators() -> Vec<Propagator> {
+    vec![Propagator::Full]
+}
+
+/// `[rg.sigma_w]`: architectures that differ only in sigma_W (gauss-nets,
+/// seed 001); u4 and u6 with K_W over R^d.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigmaWFlow {
+    pub archs: Vec<String>,
+    /// Widths (default: the widths every listed arch has).
+    #[serde(default)]
+    pub widths: Option<Vec<usize>>,
 }
 
 /// `[fit]`: which (arch, width) data to fit the couplings of (THEORY section 5).
@@ -345,7 +405,76 @@ impl Pipeline {
                 return Err(err(format!("moments.orders[{i}]"), format!("order must be 2, 4 or 6 (got {o})")));
             }
         }
-        self.validate_fit()
+        self.validate_fit()?;
+        self.validate_rg()
+    }
+
+    fn validate_rg(&self) -> Result<(), ConfigError> {
+        let rg = &self.rg;
+        if !rg.cutoff.is_empty() || rg.sigma_w.is_some() {
+            if !self.moments.orders.contains(&4) {
+                return Err(err("moments.orders", "the rg stage needs order 4 (add 4 to moments.orders)"));
+            }
+        }
+        if rg.cutoffs.len() < 2 {
+            return Err(err("rg.cutoffs", "need at least 2 cutoffs for a slope"));
+        }
+        for (i, &l) in rg.cutoffs.iter().enumerate() {
+            if !(l.is_finite() && l > 0.0) {
+                return Err(err(format!("rg.cutoffs[{i}]"), format!("must be finite and > 0 (got {l})")));
+            }
+            if i > 0 && l <= rg.cutoffs[i - 1] {
+                return Err(err(format!("rg.cutoffs[{i}]"), "cutoffs must increase"));
+            }
+        }
+        for (i, c) in rg.cutoff.iter().enumerate() {
+            let at = |f: &str| format!("rg.cutoff[{i}].{f}");
+            let Some(arch) = self.arch(&c.arch) else {
+                return Err(err(at("arch"), format!("no [[sample.arch]] named {:?}", c.arch)));
+            };
+            if let Some(ws) = &c.widths {
+                check_widths(&at("widths"), ws)?;
+                if let Some(w) = ws.iter().find(|w| !self.widths_of(arch).contains(w)) {
+                    return Err(err(at("widths"), format!("width {w} is not sampled for {}", arch.name)));
+                }
+            }
+            if c.propagators.is_empty() {
+                return Err(err(at("propagators"), "list at least one of \"K\", \"K_W\""));
+            }
+            for &pr in &c.propagators {
+                check_integrable(arch, rg.cutoffs[0], pr).map_err(|m| err(at("arch"), m))?;
+            }
+        }
+        if let Some(sw) = &rg.sigma_w {
+            if sw.archs.len() < 2 {
+                return Err(err("rg.sigma_w.archs", "need at least 2 architectures (sigma_W values) for a slope"));
+            }
+            let mut first: Option<&ArchSpec> = None;
+            for (j, name) in sw.archs.iter().enumerate() {
+                let at = format!("rg.sigma_w.archs[{j}]");
+                let Some(a) = self.arch(name) else {
+                    return Err(err(at, format!("no [[sample.arch]] named {name:?}")));
+                };
+                check_integrable(a, f64::INFINITY, Propagator::Weight).map_err(|m| err(at.clone(), m))?;
+                if let Some(f) = first {
+                    if a.activation != f.activation || a.d_in != f.d_in || a.inputs != f.inputs || a.sigma_b != f.sigma_b {
+                        return Err(err(at, format!("{name} differs from {} in more than sigma_w", f.name)));
+                    }
+                } else {
+                    first = Some(a);
+                }
+            }
+            if let Some(ws) = &sw.widths {
+                check_widths("rg.sigma_w.widths", ws)?;
+                for name in &sw.archs {
+                    let a = self.arch(name).expect("checked");
+                    if let Some(w) = ws.iter().find(|w| !self.widths_of(a).contains(w)) {
+                        return Err(err("rg.sigma_w.widths", format!("width {w} is not sampled for {name}")));
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     fn validate_fit(&self) -> Result<(), ConfigError> {

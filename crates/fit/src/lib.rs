@@ -595,54 +595,80 @@ pub fn fit_run(p: &Pipeline, run: &FitRun, width: usize, dev: &Deviations, tpl: 
     Ok(RunOutput { couplings: rows, predictions: preds })
 }
 
-/// u4 and u6 in the seed-001 conventions (THEORY section 6), with N_K and
-/// the 6-point integrals over R^d with K_W.
-fn seed001(run: &FitRun, width: usize, arch: &ArchSpec, dev: &Deviations, w: &Templates) -> Result<Vec<CouplingRow>> {
+/// A coupling from the mean data, from each bag, and from the exact deviations.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Estimate {
+    pub mean: f64,
+    pub bags: Vec<f64>,
+    pub exact: f64,
+}
+
+impl Estimate {
+    /// Applies `f` to the mean, each bag's and the exact deviations.
+    pub fn of(dev: &Deviations, orders: &[usize], f: impl Fn(&[&[f64]]) -> f64) -> Estimate {
+        let means: Vec<Vec<f64>> = orders.iter().map(|&o| dev.mean(o)).collect();
+        let mean = f(&means.iter().map(Vec::as_slice).collect::<Vec<_>>());
+        let bags = (0..dev.bags()).map(|b| f(&orders.iter().map(|o| dev.per_bag[o][b].as_slice()).collect::<Vec<_>>())).collect();
+        let exact = f(&orders.iter().map(|o| dev.exact[o].as_slice()).collect::<Vec<_>>());
+        Estimate { mean, bags, exact }
+    }
+
+    pub fn stderr(&self) -> f64 {
+        stderr(&self.bags)
+    }
+}
+
+/// u4 (and u6 when the 6-point data and templates are there) in the
+/// seed-001 conventions (THEORY section 6), with N_K and the 6-point
+/// integrals over R^d with K_W (`w`); means over all tuples.
+pub fn seed001_estimates(arch: &ArchSpec, dev: &Deviations, w: &Templates) -> (Estimate, Option<Estimate>) {
     let k = arch.k();
     let ts4 = tuples(k, 4);
     let u4 = |d4: &[f64]| ts4.iter().zip(d4).map(|(t, v)| -v / w.prod(t)).sum::<f64>() / ts4.len() as f64;
-    let row = |model: &str, order: usize| {
+    let e4 = Estimate::of(dev, &[4], |d| u4(d[0]));
+    if !(dev.per_bag.contains_key(&6) && !w.two_vertex.is_empty()) {
+        return (e4, None);
+    }
+    let ts6 = tuples(k, 6);
+    let kmat = arch.kernel_matrix();
+    let u6 = |d4: &[f64], d6: &[f64]| {
+        let u4v = u4(d4);
+        ts6.iter()
+            .zip(d6)
+            .map(|(t, v)| {
+                let disc: f64 = pair_quad_splits()
+                    .iter()
+                    .map(|&((a, b), q)| {
+                        let mut quad = [t[q[0]], t[q[1]], t[q[2]], t[q[3]]];
+                        quad.sort_unstable();
+                        kmat[t[a]][t[b]] * d4[tuple_index(k, &quad)]
+                    })
+                    .sum();
+                let kappa6 = v - disc;
+                (u4v * u4v * w.two_vertex(t) - kappa6) / w.prod(t)
+            })
+            .sum::<f64>()
+            / ts6.len() as f64
+    };
+    let e6 = Estimate::of(dev, &[4, 6], |d| u6(d[0], d[1]));
+    (e4, Some(e6))
+}
+
+/// The u4 / u6 rows of couplings.parquet.
+fn seed001(run: &FitRun, width: usize, arch: &ArchSpec, dev: &Deviations, w: &Templates) -> Result<Vec<CouplingRow>> {
+    let (e4, e6) = seed001_estimates(arch, dev, w);
+    let row = |model: &str, order: usize, e: &Estimate, note: &str| {
         let mut r = CouplingRow::new(run, width, model, order);
         r.cutoff = f64::INFINITY;
         r.propagator = Propagator::Weight.name();
         r.quad_rel_err = w.max_rel_err();
+        (r.value, r.value_stderr, r.exact_value) = (e.mean, e.stderr(), e.exact);
+        r.note = Some(note.into());
         r
     };
-    let bags4 = &dev.per_bag[&4];
-    let mut r4 = row("u4", 4);
-    r4.value = u4(&dev.mean(4));
-    r4.value_stderr = stderr(&bags4.iter().map(|b| u4(b)).collect::<Vec<_>>());
-    r4.exact_value = u4(&dev.exact[&4]);
-    r4.note = Some("u4 = -(G4 - G4_GP) / N_K, N_K = int_{R^d} prod K_W; mean over all 4-point tuples".into());
-    let mut out = vec![r4];
-    if dev.per_bag.contains_key(&6) && !w.two_vertex.is_empty() {
-        let ts6 = tuples(k, 6);
-        let kmat = arch.kernel_matrix();
-        let u6 = |d4: &[f64], d6: &[f64]| {
-            let u4v = u4(d4);
-            ts6.iter()
-                .zip(d6)
-                .map(|(t, v)| {
-                    let disc: f64 = pair_quad_splits()
-                        .iter()
-                        .map(|&((a, b), q)| {
-                            let mut quad = [t[q[0]], t[q[1]], t[q[2]], t[q[3]]];
-                            quad.sort_unstable();
-                            kmat[t[a]][t[b]] * d4[tuple_index(k, &quad)]
-                        })
-                        .sum();
-                    let kappa6 = v - disc;
-                    (u4v * u4v * w.two_vertex(t) - kappa6) / w.prod(t)
-                })
-                .sum::<f64>()
-                / ts6.len() as f64
-        };
-        let mut r6 = row("u6", 6);
-        r6.value = u6(&dev.mean(4), &dev.mean(6));
-        r6.value_stderr = stderr(&bags4.iter().zip(&dev.per_bag[&6]).map(|(b4, b6)| u6(b4, b6)).collect::<Vec<_>>());
-        r6.exact_value = u6(&dev.exact[&4], &dev.exact[&6]);
-        r6.note = Some("u6 = (u4^2 sum_10 int int K_W^3 K_W K_W^3 - kappa6) / int prod_6 K_W; mean over all 6-point tuples".into());
-        out.push(r6);
+    let mut out = vec![row("u4", 4, &e4, "u4 = -(G4 - G4_GP) / N_K, N_K = int_{R^d} prod K_W; mean over all 4-point tuples")];
+    if let Some(e6) = e6 {
+        out.push(row("u6", 6, &e6, "u6 = (u4^2 sum_10 int int K_W^3 K_W K_W^3 - kappa6) / int prod_6 K_W; mean over all 6-point tuples"));
     }
     Ok(out)
 }
