@@ -1,0 +1,88 @@
+//! Flows computed from exact-theory inputs (THEORY sections 4, 6, 7): the
+//! slopes the rg stage reports must be the ones the theory implies.
+
+use nnqft_core::boxint::Propagator;
+use nnqft_core::exact::{Accuracy, ExactTheory};
+use nnqft_core::tuples::tuples;
+use nnqft_core::{Activation, ArchSpec};
+use nnqft_fit::Deviations;
+use nnqft_rg::{cutoff_flow, sigma_w_flow};
+use std::collections::BTreeMap;
+
+/// Deviations equal to the exact finite-N ones, in every bag (orders 4, 6).
+fn exact_deviations(arch: &ArchSpec, n: usize, orders: &[usize]) -> Deviations {
+    let th = ExactTheory::new(arch, Accuracy::default());
+    let mut per_bag = BTreeMap::new();
+    let mut exact = BTreeMap::new();
+    for &o in orders {
+        let v: Vec<f64> = tuples(arch.k(), o).iter().map(|t| th.delta(t, n)).collect();
+        // Slightly different bags so that the bag spread is not exactly zero.
+        per_bag.insert(o, (0..4).map(|b| v.iter().map(|x| x * (1.0 + 1e-9 * b as f64)).collect()).collect());
+        exact.insert(o, v);
+    }
+    Deviations { per_bag, exact }
+}
+
+fn slope_of<'a>(rows: &'a [nnqft_rg::SlopeRow], quantity: &str, range: &str) -> &'a nnqft_rg::SlopeRow {
+    rows.iter().find(|r| r.quantity == quantity && r.range == range).unwrap_or_else(|| panic!("no {quantity} {range} row"))
+}
+
+#[test]
+fn relu_cutoff_slope_is_minus_d_plus_4() {
+    let inputs: [Vec<Vec<f64>>; 3] = [
+        vec![vec![0.2], vec![0.6], vec![1.2]],
+        vec![vec![0.5, 0.5], vec![0.5, 1.0], vec![1.0, 0.5]],
+        vec![vec![0.2, 0.2, 0.2], vec![1.0, 1.0, 0.2], vec![0.2, 1.0, 1.0]],
+    ];
+    for x in inputs {
+        let arch = ArchSpec::single("relu", Activation::Relu, 1.0, 0.0, x);
+        let d = arch.d_in as f64;
+        let dev = exact_deviations(&arch, 20, &[4]);
+        let cutoffs = [7.0, 100.0, 1e5];
+        let r = cutoff_flow(&arch, Propagator::Full, &cutoffs, &[(20, &dev)]).unwrap();
+        let s = slope_of(&r.slopes, "slope", "all");
+        assert!((s.slope + d + 4.0).abs() < 1e-6, "d={d}: slope {}", s.slope);
+        assert!((s.exact + d + 4.0).abs() < 1e-6, "d={d}: exact {}", s.exact);
+        assert_eq!((s.asymptotic, s.seed_claim), (-(d + 4.0), -(d + 4.0)));
+        if arch.d_in == 1 {
+            // Amplitude N lambda_bar L^5 = -12.5 / sw^8 (THEORY section 7).
+            let a = slope_of(&r.slopes, "amplitude", "all");
+            assert!((a.exact + 12.5).abs() < 1e-9, "amplitude {}", a.exact);
+        }
+    }
+}
+
+#[test]
+fn gauss_cutoff_slopes_tend_to_zero_with_k_w_and_minus_d_with_k() {
+    let arch = ArchSpec::single("gauss", Activation::Gauss, 1.0, 1.0, [-0.01, -0.002, 0.006, 0.01].iter().map(|&x| vec![x]).collect());
+    let dev = exact_deviations(&arch, 100, &[4]);
+    let cutoffs = nnqft_core::pipeline::THEORY_CUTOFFS;
+    let kw = cutoff_flow(&arch, Propagator::Weight, &cutoffs, &[(100, &dev)]).unwrap();
+    let s = slope_of(&kw.slopes, "slope", "all");
+    assert!(s.exact.abs() < 1e-6 && s.slope.abs() < 1e-6, "K_W slope {} / exact {}", s.slope, s.exact);
+    assert_eq!(s.asymptotic, 0.0);
+    let k = cutoff_flow(&arch, Propagator::Full, &cutoffs, &[(100, &dev)]).unwrap();
+    let all = slope_of(&k.slopes, "slope", "all");
+    assert!(all.note.as_deref().unwrap_or("").contains("not constant"), "full K: the slope runs: {:?}", all.note);
+    let tail = slope_of(&k.slopes, "slope", "tail");
+    assert!((tail.exact + 1.0).abs() < 0.01, "full K tail slope {} should tend to -d = -1", tail.exact);
+}
+
+/// u4 and u6 against sigma_W from exact finite-N inputs: the stage's slope
+/// equals the exact one, and for inputs near 0 it is d - 4 = -3 for u4
+/// (THEORY section 6), not the seed's +3.
+#[test]
+fn sigma_w_slopes_from_exact_inputs() {
+    let xs: Vec<Vec<f64>> = [-0.01, -0.006, -0.002, 0.002, 0.006, 0.01].iter().map(|&x| vec![x]).collect();
+    let archs: Vec<ArchSpec> = [1.0, 1.5, 2.0, 3.0, 5.0].iter().map(|&sw| ArchSpec::single(&format!("g{sw}"), Activation::Gauss, sw, 1.0, xs.clone())).collect();
+    let devs: Vec<Deviations> = archs.iter().map(|a| exact_deviations(a, 10, &[4, 6])).collect();
+    let (flow, slopes) = sigma_w_flow(&archs.iter().collect::<Vec<_>>(), 10, &devs.iter().collect::<Vec<_>>(), true).unwrap();
+    assert_eq!(flow.len(), 10, "u4 and u6 at 5 sigma_W values");
+    let u4 = slopes.iter().find(|r| r.coupling == "u4" && r.range == "all").unwrap();
+    assert!((u4.slope - u4.exact).abs() < 1e-6, "measured-from-exact {} vs exact {}", u4.slope, u4.exact);
+    assert!((u4.exact + 3.0).abs() < 0.02, "u4 slope {} vs d - 4 = -3", u4.exact);
+    assert_eq!(u4.seed_claim, 3.0);
+    let u6 = slopes.iter().find(|r| r.coupling == "u6" && r.range == "all").unwrap();
+    assert!((u6.slope - u6.exact).abs() < 1e-6);
+    eprintln!("u4 slope {:.4}, u6 slope {:.4} ({:?})", u4.exact, u6.exact, u6.note);
+}
