@@ -105,7 +105,6 @@ pub fn load_deviations(p: &Pipeline, data: &Path, want: &[(String, usize)]) -> R
     let mut out: BTreeMap<(String, usize), Deviations> = BTreeMap::new();
     for (a, w) in want {
         let arch = p.arch(a).expect("validated");
-        let kmat = arch.kernel_matrix();
         let mut per_bag = BTreeMap::new();
         let mut exact = BTreeMap::new();
         for &o in &p.moments.orders {
@@ -114,47 +113,24 @@ pub fn load_deviations(p: &Pipeline, data: &Path, want: &[(String, usize)]) -> R
             exact.insert(o, vec![f64::NAN; n]);
         }
         out.insert((a.clone(), *w), Deviations { per_bag, exact });
-        let _ = kmat;
     }
-    // Per-bag values.
-    for batch in read_table(&bpath)? {
-        let arch_c = column::<StringArray>(&bpath, &batch, "arch")?;
-        let width_c = column::<UInt32Array>(&bpath, &batch, "width")?;
-        let order_c = column::<UInt8Array>(&bpath, &batch, "order")?;
-        let tuple_c = column::<ListArray>(&bpath, &batch, "tuple")?;
-        let bag_c = column::<UInt32Array>(&bpath, &batch, "bag")?;
-        let value_c = column::<Float64Array>(&bpath, &batch, "value")?;
-        for r in 0..batch.num_rows() {
-            let key = (arch_c.value(r).to_string(), width_c.value(r) as usize);
-            let Some(dev) = out.get_mut(&key) else { continue };
-            let arch = p.arch(&key.0).expect("validated");
-            let t = list_tuple(tuple_c, r, arch.k()).with_context(|| format!("{}: row {r}", bpath.display()))?;
-            let o = order_c.value(r) as usize;
-            let Some(slot) = dev.per_bag.get_mut(&o) else { continue };
-            let b = bag_c.value(r) as usize;
-            if b >= slot.len() {
-                bail!("{}: row {r}: bag {b} but the pipeline has {} bags; rerun nnqft-moments", bpath.display(), slot.len());
-            }
-            let gp = wick(&t, |i, j| arch.kernel(&arch.inputs[i], &arch.inputs[j]));
-            slot[b][tuple_index(arch.k(), &t)] = value_c.value(r) - gp;
+    // Per-bag values, then the exact deviations.
+    walk_rows(p, &bpath, &mut out, |dev, arch, o, t, batch, r| {
+        let Some(slot) = dev.per_bag.get_mut(&o) else { return Ok(()) };
+        let b = column::<UInt32Array>(&bpath, batch, "bag")?.value(r) as usize;
+        if b >= slot.len() {
+            bail!("{}: row {r}: bag {b} but the pipeline has {} bags; rerun nnqft-moments", bpath.display(), slot.len());
         }
-    }
-    for batch in read_table(&mpath)? {
-        let arch_c = column::<StringArray>(&mpath, &batch, "arch")?;
-        let width_c = column::<UInt32Array>(&mpath, &batch, "width")?;
-        let order_c = column::<UInt8Array>(&mpath, &batch, "order")?;
-        let tuple_c = column::<ListArray>(&mpath, &batch, "tuple")?;
-        let exact_c = column::<Float64Array>(&mpath, &batch, "exact_delta")?;
-        for r in 0..batch.num_rows() {
-            let key = (arch_c.value(r).to_string(), width_c.value(r) as usize);
-            let Some(dev) = out.get_mut(&key) else { continue };
-            let arch = p.arch(&key.0).expect("validated");
-            let t = list_tuple(tuple_c, r, arch.k()).with_context(|| format!("{}: row {r}", mpath.display()))?;
-            if let Some(slot) = dev.exact.get_mut(&(order_c.value(r) as usize)) {
-                slot[tuple_index(arch.k(), &t)] = exact_c.value(r);
-            }
+        let gp = wick(t, |i, j| arch.kernel(&arch.inputs[i], &arch.inputs[j]));
+        slot[b][tuple_index(arch.k(), t)] = column::<Float64Array>(&bpath, batch, "value")?.value(r) - gp;
+        Ok(())
+    })?;
+    walk_rows(p, &mpath, &mut out, |dev, arch, o, t, batch, r| {
+        if let Some(slot) = dev.exact.get_mut(&o) {
+            slot[tuple_index(arch.k(), t)] = column::<Float64Array>(&mpath, batch, "exact_delta")?.value(r);
         }
-    }
+        Ok(())
+    })?;
     for ((a, w), dev) in &out {
         for (o, bags) in &dev.per_bag {
             if bags.iter().any(|b| b.iter().any(|v| v.is_nan())) {
@@ -163,6 +139,30 @@ pub fn load_deviations(p: &Pipeline, data: &Path, want: &[(String, usize)]) -> R
         }
     }
     Ok(out)
+}
+
+/// Calls `f(deviations, arch, order, tuple, batch, row)` for every row of
+/// the long table at `path` whose (arch, width) is in `out`.
+fn walk_rows(
+    p: &Pipeline,
+    path: &Path,
+    out: &mut BTreeMap<(String, usize), Deviations>,
+    mut f: impl FnMut(&mut Deviations, &ArchSpec, usize, &[usize], &arrow::record_batch::RecordBatch, usize) -> Result<()>,
+) -> Result<()> {
+    for batch in read_table(path)? {
+        let arch_c = column::<StringArray>(path, &batch, "arch")?;
+        let width_c = column::<UInt32Array>(path, &batch, "width")?;
+        let order_c = column::<UInt8Array>(path, &batch, "order")?;
+        let tuple_c = column::<ListArray>(path, &batch, "tuple")?;
+        for r in 0..batch.num_rows() {
+            let key = (arch_c.value(r).to_string(), width_c.value(r) as usize);
+            let Some(dev) = out.get_mut(&key) else { continue };
+            let arch = p.arch(&key.0).expect("validated");
+            let t = list_tuple(tuple_c, r, arch.k()).with_context(|| format!("{}: row {r}", path.display()))?;
+            f(dev, arch, order_c.value(r) as usize, &t, &batch, r)?;
+        }
+    }
+    Ok(())
 }
 
 fn list_tuple(c: &ListArray, r: usize, k: usize) -> Result<Vec<usize>> {
@@ -867,7 +867,8 @@ fn fmt_pm(v: f64, e: f64) -> String {
     }
 }
 
-fn fmt_g(v: f64) -> String {
+/// A number for tables: 4 decimals in [1e-3, 1e4), else 2-digit scientific; "-" for NaN.
+pub fn fmt_g(v: f64) -> String {
     if v.is_nan() {
         "-".into()
     } else if v == 0.0 {

@@ -134,35 +134,55 @@ pub fn embed_font_in_svg(svg: &str) -> String {
     }
 }
 
-/// Writes `DATA/plots/moments_vs_width.{png,svg}` atomically.
-pub fn write_plots(data: &Path, p: &Pipeline, summary: &[SummaryRow], curves: &[Curve]) -> Result<()> {
-    embed_font();
-    let dir = data.join("plots");
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let size = (460 * p.sample.arch.len() as u32, 520);
+/// Something drawn on any plotters backend.
+trait Figure {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>
+    where
+        DB::ErrorType: 'static;
+}
 
+/// Writes `DIR/STEM.svg` (DejaVu embedded) and `DIR/STEM.png`, each atomically.
+fn write_figure(dir: &Path, stem: &str, size: (u32, u32), fig: &impl Figure) -> Result<()> {
+    embed_font();
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
-        draw(&root, p, summary, curves)?;
+        fig.draw(&root)?;
     }
     let svg = embed_font_in_svg(&svg);
-    write_atomic(&dir.join("moments_vs_width.svg"), |f| {
+    write_atomic(&dir.join(format!("{stem}.svg")), |f| {
         use std::io::Write;
         Ok(f.write_all(svg.as_bytes())?)
     })?;
-
     // plotters encodes the PNG itself when it owns the path: draw to a
     // temporary sibling (ending in .png so the encoder knows the format),
     // then sync and rename it into place.
-    let tmp = dir.join(format!(".moments_vs_width.png.tmp-{}-0.png", std::process::id()));
+    let tmp = dir.join(format!(".{stem}.png.tmp-{}-0.png", std::process::id()));
     {
         let root = BitMapBackend::new(&tmp, size).into_drawing_area();
-        draw(&root, p, summary, curves)?;
+        fig.draw(&root)?;
     }
     std::fs::File::open(&tmp).and_then(|f| f.sync_all()).with_context(|| format!("cannot sync {}", tmp.display()))?;
-    let dst = dir.join("moments_vs_width.png");
+    let dst = dir.join(format!("{stem}.png"));
     std::fs::rename(&tmp, &dst).with_context(|| format!("cannot rename into {}", dst.display()))
+}
+
+struct MomentsFigure<'a>(&'a Pipeline, &'a [SummaryRow], &'a [Curve]);
+
+impl Figure for MomentsFigure<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>
+    where
+        DB::ErrorType: 'static,
+    {
+        draw(root, self.0, self.1, self.2)
+    }
+}
+
+/// Writes `DATA/plots/moments_vs_width.{png,svg}` atomically.
+pub fn write_plots(data: &Path, p: &Pipeline, summary: &[SummaryRow], curves: &[Curve]) -> Result<()> {
+    let size = (460 * p.sample.arch.len() as u32, 520);
+    write_figure(&data.join("plots"), "moments_vs_width", size, &MomentsFigure(p, summary, curves))
 }
 
 /// One series of a generic log-log panel.
@@ -250,27 +270,18 @@ where
     Ok(())
 }
 
+struct PanelsFigure<'a>(&'a [Panel]);
+
+impl Figure for PanelsFigure<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>
+    where
+        DB::ErrorType: 'static,
+    {
+        draw_panels(root, self.0)
+    }
+}
+
 /// Writes `DIR/STEM.{png,svg}` (atomically) with the panels side by side.
 pub fn write_panels(dir: &Path, stem: &str, panels: &[Panel]) -> Result<()> {
-    embed_font();
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let size = (480 * panels.len().max(1) as u32, 480);
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
-        draw_panels(&root, panels)?;
-    }
-    let svg = embed_font_in_svg(&svg);
-    write_atomic(&dir.join(format!("{stem}.svg")), |f| {
-        use std::io::Write;
-        Ok(f.write_all(svg.as_bytes())?)
-    })?;
-    let tmp = dir.join(format!(".{stem}.png.tmp-{}-0.png", std::process::id()));
-    {
-        let root = BitMapBackend::new(&tmp, size).into_drawing_area();
-        draw_panels(&root, panels)?;
-    }
-    std::fs::File::open(&tmp).and_then(|f| f.sync_all()).with_context(|| format!("cannot sync {}", tmp.display()))?;
-    let dst = dir.join(format!("{stem}.png"));
-    std::fs::rename(&tmp, &dst).with_context(|| format!("cannot rename into {}", dst.display()))
+    write_figure(dir, stem, (480 * panels.len().max(1) as u32, 480), &PanelsFigure(panels))
 }

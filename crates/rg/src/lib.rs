@@ -559,17 +559,7 @@ fn write_rg_plots(data: &Path, flow: &[FlowRow]) -> Result<Vec<String>> {
     Ok(written)
 }
 
-fn num(v: f64) -> String {
-    if v.is_nan() {
-        "-".into()
-    } else if v == 0.0 {
-        "0".into()
-    } else if (1e-2..1e4).contains(&v.abs()) {
-        format!("{v:.4}")
-    } else {
-        format!("{v:.4e}")
-    }
-}
+use nnqft_fit::fmt_g as num;
 
 /// `report.md`: every slope and amplitude with measured, exact, asymptotic
 /// and seed values, and the plots.
