@@ -502,6 +502,12 @@ pub fn fit_run(p: &Pipeline, run: &FitRun, width: usize, dev: &Deviations, tpl: 
         r.exact_value = lam(&exact4);
         let pred: Vec<f64> = t4.iter().map(|t| r.value * t[0]).collect();
         set_metrics(&mut r, &pred, &mean4, &exact4, &train4);
+        // lambda_m per tuple: measured (bag stderr), exact; "predicted" is lambda_bar.
+        let lm = |i: usize, v: f64| -v / (24.0 * tpl.prod(&ts4[i]));
+        let lm_mean: Vec<f64> = (0..ts4.len()).map(|i| lm(i, mean4[i])).collect();
+        let lm_se: Vec<f64> = (0..ts4.len()).map(|i| stderr(&bags4.iter().map(|b| lm(i, b[i])).collect::<Vec<_>>())).collect();
+        let lm_exact: Vec<f64> = (0..ts4.len()).map(|i| lm(i, exact4[i])).collect();
+        preds.extend(pred_rows("lambda_m", 4, &ts4, &train4, &lm_mean, &lm_se, &vec![r.value; ts4.len()], &lm_exact));
         let sign_changes = ts4.iter().any(|t| tpl.prod(t) <= 0.0);
         if sign_changes {
             r.note = Some("int prod K is <= 0 for some tuples: lambda_m is ill-defined there".into());
