@@ -8,6 +8,7 @@
 pub mod activation;
 pub mod arch;
 pub mod boxint;
+pub mod deep;
 pub mod exact;
 pub mod kernel;
 pub mod pipeline;

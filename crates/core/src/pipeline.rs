@@ -8,7 +8,7 @@ use crate::rng::sha256_hex;
 use crate::sampler::SAMPLER_VERSION;
 use crate::boxint::{check_integrable, Propagator};
 use crate::tuples::tuples;
-use crate::ArchSpec;
+use crate::{Activation, ArchSpec};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 
@@ -17,6 +17,8 @@ pub const DEFAULT_PIPELINE_TOML: &str = include_str!("../../../pipelines/quick.t
 
 /// Largest number of input points per architecture (points are UInt16 in the tables).
 pub const MAX_POINTS: usize = 1024;
+/// Most hidden layers a deep arch may have.
+pub const MAX_LAYERS: usize = 64;
 /// Largest number of f32 values one part file holds in memory (nets_per_part x k).
 pub const MAX_PART_VALUES: u64 = 1 << 26;
 /// Most bags per (arch, width).
@@ -330,10 +332,13 @@ impl Pipeline {
                     return Err(err(at(field), format!("must be finite and >= 0 (got {v})")));
                 }
             }
-            if a.hidden_layers != 1 {
+            if !(1..=MAX_LAYERS).contains(&a.hidden_layers) {
+                return Err(err(at("hidden_layers"), format!("must be 1..{MAX_LAYERS} (got {})", a.hidden_layers)));
+            }
+            if a.hidden_layers > 1 && a.activation == Activation::Gauss {
                 return Err(err(
-                    at("hidden_layers"),
-                    format!("only 1 hidden layer is supported so far (got {})", a.hidden_layers),
+                    at("activation"),
+                    "gauss-net has an input-dependent normalisation that is only defined for one hidden layer; deep nets take relu, tanh or erf",
                 ));
             }
             if a.inputs.is_empty() {
@@ -429,9 +434,7 @@ impl Pipeline {
         }
         for (i, c) in rg.cutoff.iter().enumerate() {
             let at = |f: &str| format!("rg.cutoff[{i}].{f}");
-            let Some(arch) = self.arch(&c.arch) else {
-                return Err(err(at("arch"), format!("no [[sample.arch]] named {:?}", c.arch)));
-            };
+            let arch = self.single_layer_arch(&c.arch, &at("arch"))?;
             if let Some(ws) = &c.widths {
                 check_widths(&at("widths"), ws)?;
                 if let Some(w) = ws.iter().find(|w| !self.widths_of(arch).contains(w)) {
@@ -452,9 +455,7 @@ impl Pipeline {
             let mut first: Option<&ArchSpec> = None;
             for (j, name) in sw.archs.iter().enumerate() {
                 let at = format!("rg.sigma_w.archs[{j}]");
-                let Some(a) = self.arch(name) else {
-                    return Err(err(at, format!("no [[sample.arch]] named {name:?}")));
-                };
+                let a = self.single_layer_arch(name, &at)?;
                 check_integrable(a, f64::INFINITY, Propagator::Weight).map_err(|m| err(at.clone(), m))?;
                 if let Some(f) = first {
                     if a.activation != f.activation || a.d_in != f.d_in || a.inputs != f.inputs || a.sigma_b != f.sigma_b {
@@ -487,10 +488,7 @@ impl Pipeline {
         }
         for (i, r) in f.run.iter().enumerate() {
             let at = |field: &str| format!("fit.run[{i}].{field}");
-            let Some(arch) = self.arch(&r.arch) else {
-                let names: Vec<&str> = self.sample.arch.iter().map(|a| a.name.as_str()).collect();
-                return Err(err(at("arch"), format!("no [[sample.arch]] named {:?} (have: {})", r.arch, names.join(", "))));
-            };
+            let arch = self.single_layer_arch(&r.arch, &at("arch"))?;
             if let Some(ws) = &r.widths {
                 check_widths(&at("widths"), ws)?;
                 if let Some(w) = ws.iter().find(|w| !self.widths_of(arch).contains(w)) {
@@ -512,6 +510,27 @@ impl Pipeline {
             }
         }
         Ok(())
+    }
+
+    /// The single-hidden-layer arch called `name`, for the fit and the
+    /// cutoff / sigma_W flows (their theory is that of one hidden layer).
+    fn single_layer_arch(&self, name: &str, at: &str) -> Result<&ArchSpec, ConfigError> {
+        let Some(arch) = self.arch(name) else {
+            let names: Vec<&str> = self.sample.arch.iter().map(|a| a.name.as_str()).collect();
+            return Err(err(at, format!("no [[sample.arch]] named {name:?} (have: {})", names.join(", "))));
+        };
+        if arch.hidden_layers > 1 {
+            return Err(err(
+                at,
+                format!("{name} has {} hidden layers; couplings are fitted for single-hidden-layer nets (deep archs get the layer flow)", arch.hidden_layers),
+            ));
+        }
+        Ok(arch)
+    }
+
+    /// The deep archs (`hidden_layers > 1`), whose moments are per layer.
+    pub fn deep_archs(&self) -> impl Iterator<Item = &ArchSpec> {
+        self.sample.arch.iter().filter(|a| a.hidden_layers > 1)
     }
 
     /// The architecture called `name`.
@@ -544,7 +563,7 @@ impl Pipeline {
     /// covers everything that determines the part's contents. A part whose
     /// recorded hash differs was made by another config.
     pub fn sample_hash(&self, arch: &ArchSpec, width: usize) -> String {
-        let key = serde_json::json!({
+        let mut key = serde_json::json!({
             "sampler_version": SAMPLER_VERSION,
             "pipeline": self.name,
             "seed": self.seed,
@@ -553,6 +572,10 @@ impl Pipeline {
             "nets_per_bag": self.sample.nets_per_bag,
             "nets_per_part": self.sample.nets_per_part,
         });
+        if arch.hidden_layers > 1 {
+            // deep archs have their own sampler; single-layer hashes are unchanged
+            key["deep_sampler_version"] = crate::deep::DEEP_SAMPLER_VERSION.into();
+        }
         sha256_hex(key.to_string().as_bytes())
     }
 }

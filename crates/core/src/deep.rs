@@ -1,0 +1,268 @@
+//! Deep networks (THEORY.md section 8, seed 002): the layer-by-layer flow of
+//! the kernel and of the 4-point vertex, and a sampler for deep ensembles.
+//!
+//! Conventions: `L` hidden layers of equal width `n`, then one output unit;
+//! layer `l` weights `N(0, C_W / n_{l-1})` (`n_0 = d`), biases `N(0, C_b)`,
+//! with `C_W = sigma_w^2`, `C_b = sigma_b^2` of the [`ArchSpec`]. Layer
+//! `l = 1..L` is hidden, `l = L + 1` is the output `f`.
+
+use crate::quad::NormalRule;
+use crate::{Activation, ArchSpec};
+use rand::Rng;
+use rand_distr::{Distribution, StandardNormal};
+
+/// Version of the deep sampling algorithm; enters the config hash of deep
+/// archs (`hidden_layers > 1`) only.
+pub const DEEP_SAMPLER_VERSION: u32 = 1;
+
+/// The layer recursion at one layer (single input, leading order in 1/n).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LayerPoint {
+    /// Layer index, 1-based (`L + 1` is the output).
+    pub layer: usize,
+    /// `K^(l)`, the infinite-width kernel.
+    pub k: f64,
+    /// `chi_par` evaluated at `K^(l)` (drives `V^(l+1)`).
+    pub chi_par: f64,
+    /// `V^(l)`: the connected 4-point function is `V / n` at leading order.
+    pub v: f64,
+}
+
+impl LayerPoint {
+    /// Excess kurtosis of `z^(l)` at width `n`, leading order: `3 V / (n K^2)`.
+    pub fn kurtosis(&self, n: usize) -> f64 {
+        3.0 * self.v / (n as f64 * self.k * self.k)
+    }
+}
+
+/// A rule for `E[g(z)]`, `z ~ N(0, 1)`: composite Gauss-Legendre on 40 panels
+/// of `[-10, 10]` with a panel edge at 0, so the relu kink costs nothing
+/// (piecewise polynomials are integrated exactly) and tanh/erf converge to
+/// rounding.
+fn rule() -> NormalRule {
+    NormalRule::panels(10.0, 40, 16)
+}
+
+/// `K^(l)`, `chi_par`, `V^(l)` for `l = 1..=layers + 1` (THEORY section 8):
+///
+/// ```text
+/// K^(l+1) = C_b + C_W <sigma^2>_K,   V^(l+1) = C_W^2 [<sigma^4> - <sigma^2>^2]_K + chi_par^2 V^(l)
+/// chi_par = C_W / (2 K^2) <sigma^2 (z^2 - K)>_K,   V^(1) = 0
+/// ```
+///
+/// with `K^(1) = C_b + C_W |x|^2 / d` (pass it as `k1`). Gaussian expectations
+/// are computed by quadrature, so any activation works.
+///
+/// ```
+/// use nnqft_core::{Activation, deep::recursion};
+/// // relu at criticality: K is conserved, V grows by 5 K^2 per layer.
+/// let r = recursion(Activation::Relu, 2.0, 0.0, 1.0, 3);
+/// assert!((r[3].k - 1.0).abs() < 1e-12);
+/// assert!((r[1].kurtosis(32) - 15.0 / 32.0).abs() < 1e-12);
+/// ```
+pub fn recursion(act: Activation, c_w: f64, c_b: f64, k1: f64, layers: usize) -> Vec<LayerPoint> {
+    let q = rule();
+    let sigma = |z: f64| act.raw(z);
+    let mut out = Vec::with_capacity(layers + 1);
+    let (mut k, mut v) = (k1, 0.0);
+    for l in 1..=layers + 1 {
+        let s = k.max(0.0).sqrt();
+        let (mut m2, mut m4, mut mc) = (0.0, 0.0, 0.0);
+        for (&u, &w) in q.nodes.iter().zip(&q.weights) {
+            let z = s * u;
+            let h2 = sigma(z).powi(2);
+            m2 += w * h2;
+            m4 += w * h2 * h2;
+            mc += w * h2 * (z * z - k);
+        }
+        let chi_par = if k > 0.0 { c_w / (2.0 * k * k) * mc } else { f64::NAN };
+        out.push(LayerPoint { layer: l, k, chi_par, v });
+        let next_k = c_b + c_w * m2;
+        v = c_w * c_w * (m4 - m2 * m2) + chi_par * chi_par * v;
+        k = next_k;
+    }
+    out
+}
+
+/// The exact excess kurtosis of a relu net's pre-activation at layer `l`,
+/// width `n`, `C_b = 0` (any `C_W`): `3 [(1 + 5/n)^(l-1) - 1]`.
+///
+/// Derivation: given layer `l`, `z^(l+1)` is normal with variance
+/// `G = C_W |h|^2 / n`, and `E|h|^4 = n (n + 5) G_l^2 / 4` for iid relu
+/// units, so `E z^4 / (E z^2)^2` grows by exactly `1 + 5/n` per layer.
+///
+/// ```
+/// assert_eq!(nnqft_core::deep::relu_exact_kurtosis(32, 2), 0.46875);
+/// ```
+pub fn relu_exact_kurtosis(n: usize, l: usize) -> f64 {
+    3.0 * ((1.0 + 5.0 / n as f64).powi(l as i32 - 1) - 1.0)
+}
+
+/// `K^(1)` of one input: `C_b + C_W |x|^2 / d`.
+pub fn k1(arch: &ArchSpec, x: &[f64]) -> f64 {
+    arch.s(x, x)
+}
+
+/// Lower Cholesky factor of a positive semi-definite `k x k` matrix
+/// (row-major), written into `c`. Pivots below `1e-12` of the diagonal entry
+/// (collinear inputs, e.g. relu with `C_b = 0` at `x` and `2 x`) give a zero
+/// column, so the factor stays exact for rank-deficient Gram matrices.
+fn cholesky_psd(g: &[f64], k: usize, c: &mut [f64]) {
+    c.fill(0.0);
+    for j in 0..k {
+        let mut d = g[j * k + j];
+        for m in 0..j {
+            d -= c[j * k + m] * c[j * k + m];
+        }
+        if d <= 1e-12 * g[j * k + j].abs() || d <= 0.0 {
+            continue;
+        }
+        let djj = d.sqrt();
+        c[j * k + j] = djj;
+        for i in j + 1..k {
+            let mut s = g[i * k + j];
+            for m in 0..j {
+                s -= c[i * k + m] * c[j * k + m];
+            }
+            c[i * k + j] = s / djj;
+        }
+    }
+}
+
+/// Draws deep networks (`hidden_layers = L`, width `n`) and records, for
+/// every input, the pre-activation of unit 0 at every layer `1..=L + 1`.
+///
+/// Rather than drawing the `n x n` weight matrices, each layer is drawn from
+/// its exact conditional law: given the previous layer's activations
+/// `h(x_a)`, the rows `i` of `z^(l)_i(x_a) = sum_j W_ij h_j(x_a) + b_i` are
+/// independent, each a centred normal vector over the inputs with
+/// covariance `G_ab = C_b + C_W / n_{l-1} h(x_a).h(x_b)`. So `z_i = C xi_i`
+/// with `C` the Cholesky factor of `G` and `xi_i` standard normal: the same
+/// joint distribution of every pre-activation of every layer at every
+/// input as the explicit-weight network, for `(L n + 1) k` normals per net
+/// instead of `~L n^2` (drawn layer by layer, unit by unit, input by input).
+///
+/// ```
+/// use nnqft_core::{ArchSpec, Activation, deep::DeepSampler, rng::StreamKey};
+/// let mut a = ArchSpec::single("deep", Activation::Relu, 2f64.sqrt(), 0.0, vec![vec![1.0]]);
+/// a.hidden_layers = 3;
+/// let mut s = DeepSampler::new(&a, 16);
+/// let mut rng = StreamKey { seed: 1, arch: "deep", width: 16, bag: 0, part: 0 }.stream();
+/// let cols = s.sample_part(&mut rng, 10);
+/// assert_eq!(cols.len(), 4); // f0, then layers 1..3 of input 0
+/// ```
+pub struct DeepSampler {
+    act: Activation,
+    k: usize,
+    n: usize,
+    layers: usize,
+    c_w: f64,
+    c_b: f64,
+    /// Cholesky factor of layer 1's covariance (fixed by the inputs).
+    chol1: Vec<f64>,
+    gram: Vec<f64>,
+    chol: Vec<f64>,
+    /// Activations of the current layer, `h[a * n + i]`.
+    h: Vec<f64>,
+    xi: Vec<f64>,
+}
+
+impl DeepSampler {
+    /// A sampler for `arch` (any `hidden_layers >= 1`) at width `n >= 1`.
+    pub fn new(arch: &ArchSpec, n: usize) -> Self {
+        assert!(n >= 1, "width must be >= 1");
+        let k = arch.k();
+        let mut gram = vec![0.0; k * k];
+        for a in 0..k {
+            for b in 0..k {
+                gram[a * k + b] = arch.s(&arch.inputs[a], &arch.inputs[b]);
+            }
+        }
+        let mut chol1 = vec![0.0; k * k];
+        cholesky_psd(&gram, k, &mut chol1);
+        DeepSampler {
+            act: arch.activation,
+            k,
+            n,
+            layers: arch.hidden_layers,
+            c_w: arch.sigma_w * arch.sigma_w,
+            c_b: arch.sigma_b * arch.sigma_b,
+            chol1,
+            gram,
+            chol: vec![0.0; k * k],
+            h: vec![0.0; k * n],
+            xi: vec![0.0; k],
+        }
+    }
+
+    /// Values recorded per net: `k (L + 1)`.
+    pub fn outputs_per_net(&self) -> usize {
+        self.k * (self.layers + 1)
+    }
+
+    /// Standard normals drawn per net: `(L n + 1) k`.
+    pub fn normals_per_net(&self) -> usize {
+        (self.layers * self.n + 1) * self.k
+    }
+
+    /// Draws one net; `out[l * k + a]` = unit 0's pre-activation at layer
+    /// `l + 1` and input `a` (`l = L` is the output `f`).
+    pub fn sample_net<R: Rng + ?Sized>(&mut self, rng: &mut R, out: &mut [f64]) {
+        let (k, n) = (self.k, self.n);
+        for l in 0..=self.layers {
+            let units = if l == self.layers { 1 } else { n };
+            if l > 0 {
+                self.gram_of_h();
+                cholesky_psd(&self.gram, k, &mut self.chol);
+            }
+            let chol = if l == 0 { &self.chol1 } else { &self.chol };
+            for i in 0..units {
+                for x in self.xi.iter_mut() {
+                    *x = StandardNormal.sample(rng);
+                }
+                for a in 0..k {
+                    let row = &chol[a * k..a * k + a + 1];
+                    let z: f64 = row.iter().zip(&self.xi).map(|(c, x)| c * x).sum();
+                    if i == 0 {
+                        out[l * k + a] = z;
+                    }
+                    if l < self.layers {
+                        // h of the previous layer is no longer needed once its
+                        // gram (and so chol) is built.
+                        self.h[a * n + i] = self.act.raw(z);
+                    }
+                }
+            }
+        }
+    }
+
+    /// `G_ab = C_b + C_W / n h(x_a).h(x_b)` of the current activations.
+    fn gram_of_h(&mut self) {
+        let (k, n) = (self.k, self.n);
+        for a in 0..k {
+            for b in 0..=a {
+                let dot: f64 = self.h[a * n..(a + 1) * n].iter().zip(&self.h[b * n..(b + 1) * n]).map(|(x, y)| x * y).sum();
+                let g = self.c_b + self.c_w * dot / n as f64;
+                self.gram[a * k + b] = g;
+                self.gram[b * k + a] = g;
+            }
+        }
+    }
+
+    /// Draws `nets` networks; returns the part's columns in file order:
+    /// `f0..f{k-1}` (the output, layer `L + 1`), then for `l = 1..=L` the
+    /// `k` columns of layer `l` (`l{l}_f{a}`), as f32.
+    pub fn sample_part<R: Rng + ?Sized>(&mut self, rng: &mut R, nets: usize) -> Vec<Vec<f32>> {
+        let (k, per) = (self.k, self.outputs_per_net());
+        let mut cols: Vec<Vec<f32>> = (0..per).map(|_| Vec::with_capacity(nets)).collect();
+        let mut out = vec![0.0; per];
+        let order: Vec<usize> = (self.layers * k..per).chain(0..self.layers * k).collect();
+        for _ in 0..nets {
+            self.sample_net(rng, &mut out);
+            for (c, &src) in cols.iter_mut().zip(&order) {
+                c.push(out[src] as f32);
+            }
+        }
+        cols
+    }
+}
