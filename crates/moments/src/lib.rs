@@ -6,6 +6,7 @@
 //! prediction. Writes `moments.parquet`, `moments_bags.parquet`,
 //! `summary.parquet` and the plots.
 
+pub mod layers;
 pub mod plot;
 pub mod reduce;
 
@@ -218,9 +219,14 @@ pub struct Outputs {
     pub summary: Vec<SummaryRow>,
     pub reduced: Vec<Reduced>,
     pub cached: usize,
+    /// Per-layer rows of the deep archs (`layers.parquet`).
+    pub layers: Vec<layers::LayerRow>,
 }
 
-/// Runs the stage: reduce (or load cached), compare with theory, write tables and plots.
+/// Runs the stage: reduce (or load cached), compare with theory, write
+/// tables and plots. Single-hidden-layer archs go to `moments.parquet` and
+/// friends; deep archs (`hidden_layers > 1`) to `layers.parquet` and
+/// `plots/layers.{png,svg}`. A table with no arch of its kind is not written.
 pub fn run(p: &Pipeline, data: &Path, opts: &Options) -> Result<Outputs> {
     if !data.join("samples").is_dir() {
         anyhow::bail!("{}: no samples/ here; run nnqft-sample for pipeline {:?} first", data.display(), p.name);
@@ -229,6 +235,44 @@ pub fn run(p: &Pipeline, data: &Path, opts: &Options) -> Result<Outputs> {
     if let Some(prev) = &lock.recovered_from {
         eprintln!("nnqft-moments: note: {} was held by a run that is gone ({prev}); recovered", lock.path().display());
     }
+    let mut shallow = p.clone();
+    shallow.sample.arch.retain(|a| a.hidden_layers == 1);
+    let mut out = if shallow.sample.arch.is_empty() {
+        Outputs { rows: Vec::new(), summary: Vec::new(), reduced: Vec::new(), cached: 0, layers: Vec::new() }
+    } else {
+        run_single_layer(&shallow, data, opts)?
+    };
+    if p.deep_archs().next().is_some() {
+        out.layers = run_layers(p, data, opts)?;
+    }
+    Ok(out)
+}
+
+/// The deep archs: reduce per layer, write `layers.parquet` and its plot.
+fn run_layers(p: &Pipeline, data: &Path, opts: &Options) -> Result<Vec<layers::LayerRow>> {
+    for a in p.deep_archs() {
+        let dir = layers::cache_path(data, &a.name, 0).parent().expect("cache dir").to_path_buf();
+        nnqft_store::atomic::clean_stale_temps(&dir, None)?;
+    }
+    let reduced = layers::reduce_layers(p, data, opts.force)?;
+    let rows: Vec<layers::LayerRow> = reduced.iter().flat_map(|r| layers::layer_rows(p.arch(&r.arch).expect("arch"), r)).collect();
+    let keys: Vec<&str> = reduced.iter().map(|r| r.key.as_str()).collect();
+    let footer = serde_json::json!({
+        "stage": "moments",
+        "pipeline": p.name,
+        "seed": p.seed,
+        "config_hash": sha256_hex(keys.join(",").as_bytes()),
+        "version": nnqft_core::VERSION,
+        "sources": reduced.iter().map(|r| serde_json::json!({"arch": r.arch, "width": r.width, "reduce_key": r.key})).collect::<Vec<_>>(),
+    });
+    layers::write_layers(&data.join("layers.parquet"), &rows, &footer)?;
+    layers::write_layer_bags(&data.join("layers_bags.parquet"), p, &reduced, &footer)?;
+    plot::write_layer_plots(data, &rows)?;
+    Ok(rows)
+}
+
+/// The single-hidden-layer archs (`p` holds only those).
+fn run_single_layer(p: &Pipeline, data: &Path, opts: &Options) -> Result<Outputs> {
     // Temporary files of killed runs: outputs, plots, cache.
     let mut dirs = vec![data.to_path_buf(), data.join("plots")];
     for a in &p.sample.arch {
@@ -251,7 +295,7 @@ pub fn run(p: &Pipeline, data: &Path, opts: &Options) -> Result<Outputs> {
     write_tables(p, data, &rows, &summary, &reduced, &footer)?;
     let curves = exact_curves(p, &theories);
     plot::write_plots(data, p, &summary, &curves)?;
-    Ok(Outputs { rows, summary, reduced, cached })
+    Ok(Outputs { rows, summary, reduced, cached, layers: Vec::new() })
 }
 
 /// mean |exact_m| of orders 4 and 6 at ~60 widths between the pipeline's

@@ -1,6 +1,8 @@
 /// Reduce the samples of a pipeline to n-point functions with bag errors and
 /// compare them with the GP and the exact finite-width theory. Writes
-/// DATA/moments.parquet, moments_bags.parquet, summary.parquet and plots/.
+/// DATA/moments.parquet, moments_bags.parquet, summary.parquet and plots/;
+/// for deep archs (hidden_layers > 1) DATA/layers.parquet (K, connected
+/// 4-point function and kurtosis per layer beside the layer recursion).
 ///
 /// Resumable: each (arch, width) reduction is cached under DATA/cache/moments.
 #[derive(clap::Parser)]
@@ -20,7 +22,8 @@ fn main() {
         let p = &loaded.pipeline;
         let start = std::time::Instant::now();
         let out = nnqft_moments::run(p, &data, &nnqft_moments::Options { force: args.force })?;
-        println!(
+        if !out.reduced.is_empty() {
+            println!(
             "nnqft-moments: {}: {} tuples x widths in {:.1}s ({} of {} (arch, width) reductions cached) -> {}",
             p.name,
             out.rows.len(),
@@ -28,8 +31,13 @@ fn main() {
             out.cached,
             out.reduced.len(),
             data.join("moments.parquet").display()
-        );
-        print!("{}", nnqft_moments::format_summary(&out.summary));
+            );
+            print!("{}", nnqft_moments::format_summary(&out.summary));
+        }
+        if !out.layers.is_empty() {
+            println!("nnqft-moments: {}: deep nets, per layer -> {}", p.name, data.join("layers.parquet").display());
+            print!("{}", nnqft_moments::layers::format_layers(&out.layers));
+        }
         Ok(())
     });
 }

@@ -285,3 +285,37 @@ impl Figure for PanelsFigure<'_> {
 pub fn write_panels(dir: &Path, stem: &str, panels: &[Panel]) -> Result<()> {
     write_figure(dir, stem, (480 * panels.len().max(1) as u32, 480), &PanelsFigure(panels))
 }
+
+/// `DATA/plots/layers.{png,svg}` for deep archs (input point 0): per arch,
+/// the excess kurtosis against the layer (measured per width, the
+/// recursion's leading order and, where known, the exact relu value as
+/// lines); and one panel of `K^(l)` for every arch.
+pub fn write_layer_plots(data: &Path, rows: &[crate::layers::LayerRow]) -> Result<()> {
+    let rows: Vec<&crate::layers::LayerRow> = rows.iter().filter(|r| r.point == 0).collect();
+    let mut archs: Vec<&str> = rows.iter().map(|r| r.arch.as_str()).collect();
+    archs.dedup();
+    let mut panels = Vec::new();
+    let mut k_series = Vec::new();
+    for (ai, arch) in archs.iter().enumerate() {
+        let mine: Vec<&&crate::layers::LayerRow> = rows.iter().filter(|r| r.arch == *arch).collect();
+        let mut widths: Vec<usize> = mine.iter().map(|r| r.width).collect();
+        widths.dedup();
+        let mut series = Vec::new();
+        for (wi, &w) in widths.iter().enumerate() {
+            let at: Vec<&&&crate::layers::LayerRow> = mine.iter().filter(|r| r.width == w).collect();
+            let pts = |f: &dyn Fn(&crate::layers::LayerRow) -> f64| at.iter().map(|r| (r.layer as f64, f(r))).collect::<Vec<_>>();
+            series.push(Series { label: format!("n = {w}"), points: pts(&|r| r.kurtosis), line: false, color: 2 * wi });
+            series.push(Series { label: format!("recursion n = {w}"), points: pts(&|r| r.kurtosis_theory), line: true, color: 2 * wi });
+            if at.iter().any(|r| r.kurtosis_exact.is_finite()) {
+                series.push(Series { label: format!("exact n = {w}"), points: pts(&|r| r.kurtosis_exact), line: true, color: 2 * wi + 1 });
+            }
+            if wi == 0 {
+                k_series.push(Series { label: format!("{arch} (n = {w})"), points: pts(&|r| r.k), line: false, color: ai });
+                k_series.push(Series { label: format!("{arch} recursion"), points: pts(&|r| r.k_theory), line: true, color: ai });
+            }
+        }
+        panels.push(Panel { title: format!("{arch}: excess kurtosis"), x: "layer l".into(), y: "kurtosis".into(), series });
+    }
+    panels.push(Panel { title: "kernel K(l)".into(), x: "layer l".into(), y: "K".into(), series: k_series });
+    write_panels(&data.join("plots"), "layers", &panels)
+}

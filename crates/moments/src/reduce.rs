@@ -52,6 +52,15 @@ fn load_cache(path: &Path, key: &str) -> Option<Reduced> {
 
 /// Sums of one part file, checked against what the pipeline expects of it.
 fn reduce_part(p: &Pipeline, data: &Path, arch: &ArchSpec, width: usize, bag: u32, part: u32, tree: &ProductTree) -> Result<BTreeMap<usize, Vec<f64>>> {
+    let cols = load_part(p, data, arch, width, bag, part)?;
+    let refs: Vec<&[f32]> = cols.iter().map(|c| c.as_slice()).collect();
+    Ok(tree.sums(&refs, None))
+}
+
+/// The columns of one part file (outputs first, then any hidden layers),
+/// after checking it is the part the pipeline expects: present, written by
+/// this config, the right bag, part and number of nets.
+pub fn load_part(p: &Pipeline, data: &Path, arch: &ArchSpec, width: usize, bag: u32, part: u32) -> Result<Vec<Vec<f32>>> {
     let path = part_path(data, &arch.name, width, bag, part);
     if !path.exists() {
         bail!("{}: missing sample part; run nnqft-sample for this pipeline first", path.display());
@@ -69,8 +78,7 @@ fn reduce_part(p: &Pipeline, data: &Path, arch: &ArchSpec, width: usize, bag: u3
     if (meta.bag, meta.part, meta.nets) != (bag, part, p.nets_in_part(part)) {
         bail!("{}: footer says bag {} part {} with {} nets; expected bag {bag} part {part}", path.display(), meta.bag, meta.part, meta.nets);
     }
-    let refs: Vec<&[f32]> = cols.iter().map(|c| c.as_slice()).collect();
-    Ok(tree.sums(&refs, None))
+    Ok(cols)
 }
 
 /// Reduces every (arch, width) of the pipeline: cached results whose key

@@ -7,6 +7,8 @@
 //! the seeds' claims. Writes `flow.parquet`, `slopes.parquet`, `report.md`
 //! and `plots/rg_*.{png,svg}`.
 
+pub mod layers;
+
 use anyhow::{anyhow, Result};
 use nnqft_core::boxint::{quartic_integrals, Propagator, Templates};
 use nnqft_core::rng::sha256_hex;
@@ -382,13 +384,18 @@ pub fn rg_hash(p: &Pipeline) -> String {
             keys.extend(sw.archs.iter().map(|a| nnqft_moments::reduce::reduce_key(p, p.arch(a).expect("validated"), w)));
         }
     }
+    for a in p.deep_archs() {
+        keys.extend(p.widths_of(a).iter().map(|&w| format!("layers-{}", nnqft_moments::reduce::reduce_key(p, a, w))));
+    }
     let key = serde_json::json!({"rg_version": RG_VERSION, "rg": p.rg, "reduce_keys": keys});
     sha256_hex(key.to_string().as_bytes())
 }
 
 /// Runs the stage.
 pub fn run(p: &Pipeline, data: &Path, opts: &Options) -> Result<Outputs> {
-    if p.rg.cutoff.is_empty() && p.rg.sigma_w.is_none() {
+    let coupling_flows = !p.rg.cutoff.is_empty() || p.rg.sigma_w.is_some();
+    let deep = p.deep_archs().next().is_some();
+    if !coupling_flows && !deep {
         return Ok(Outputs { flow: Vec::new(), slopes: Vec::new(), up_to_date: true });
     }
     let lock = nnqft_store::lock::DirLock::acquire(data, "nnqft-rg", false)?;
@@ -414,7 +421,7 @@ pub fn run(p: &Pipeline, data: &Path, opts: &Options) -> Result<Outputs> {
     }
     want.sort();
     want.dedup();
-    let devs = load_deviations(p, data, &want)?;
+    let devs = if want.is_empty() { BTreeMap::new() } else { load_deviations(p, data, &want)? };
     let mut flow = Vec::new();
     let mut slopes = Vec::new();
     let total = p.rg.cutoff.iter().map(|c| c.propagators.len()).sum::<usize>() + sigma_w_widths(p).len();
@@ -440,22 +447,33 @@ pub fn run(p: &Pipeline, data: &Path, opts: &Options) -> Result<Outputs> {
             progress.inc(1);
         }
     }
+    if deep {
+        let (f, s) = layers::layer_flows(p, data)?;
+        flow.extend(f);
+        slopes.extend(s);
+    }
     progress.finish();
+    let mut sources = serde_json::Map::new();
+    let inputs: &[&str] = match (coupling_flows, deep) {
+        (true, true) => &["moments.parquet", "moments_bags.parquet", "layers_bags.parquet"],
+        (true, false) => &["moments.parquet", "moments_bags.parquet"],
+        _ => &["layers_bags.parquet"],
+    };
+    for f in inputs {
+        sources.insert(f.to_string(), read_footer(&data.join(f))?["config_hash"].clone());
+    }
     let footer = serde_json::json!({
         "stage": "rg",
         "pipeline": p.name,
         "seed": p.seed,
         "config_hash": hash,
         "version": nnqft_core::VERSION,
-        "sources": {
-            "moments.parquet": read_footer(&data.join("moments.parquet"))?["config_hash"],
-            "moments_bags.parquet": read_footer(&data.join("moments_bags.parquet"))?["config_hash"],
-        },
+        "sources": sources,
     });
     write_flow(&outs[0], &flow, &footer)?;
     write_slopes(&outs[1], &slopes, &footer)?;
     let plots = write_rg_plots(data, &flow)?;
-    let report = format_report(p, &slopes, &plots, &hash);
+    let report = format_report(p, &flow, &slopes, &plots, &hash);
     nnqft_store::atomic::write_atomic(&outs[2], |f| {
         use std::io::Write;
         Ok(f.write_all(report.as_bytes())?)
@@ -556,6 +574,33 @@ fn write_rg_plots(data: &Path, flow: &[FlowRow]) -> Result<Vec<String>> {
         write_panels(&dir, "rg_sigma_w", &panels)?;
         written.push("rg_sigma_w".to_string());
     }
+    let layer: Vec<&FlowRow> = flow.iter().filter(|r| r.kind == "layer").collect();
+    if !layer.is_empty() {
+        let mut archs: Vec<&str> = layer.iter().map(|r| r.arch.as_str()).collect();
+        archs.dedup();
+        let panels: Vec<Panel> = ["K", "kurtosis"]
+            .iter()
+            .map(|c| Panel {
+                title: format!("{c} against the layer (largest width)"),
+                x: "layer l".into(),
+                y: c.to_string(),
+                series: archs
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(i, a)| {
+                        let w = layer.iter().filter(|r| r.arch == *a).map(|r| r.width).max().unwrap_or(0);
+                        let rows: Vec<&&FlowRow> = layer.iter().filter(|r| r.arch == *a && r.width == w && r.coupling == *c).collect();
+                        [
+                            Series { label: format!("{a} n = {w}"), points: rows.iter().map(|r| (r.scale, r.value)).collect(), line: false, color: i },
+                            Series { label: format!("{a} theory"), points: rows.iter().map(|r| (r.scale, r.exact)).collect(), line: true, color: i },
+                        ]
+                    })
+                    .collect(),
+            })
+            .collect();
+        write_panels(&dir, "rg_layers", &panels)?;
+        written.push("rg_layers".to_string());
+    }
     Ok(written)
 }
 
@@ -563,7 +608,7 @@ use nnqft_fit::fmt_g as num;
 
 /// `report.md`: every slope and amplitude with measured, exact, asymptotic
 /// and seed values, and the plots.
-pub fn format_report(p: &Pipeline, slopes: &[SlopeRow], plots: &[String], hash: &str) -> String {
+pub fn format_report(p: &Pipeline, flow: &[FlowRow], slopes: &[SlopeRow], plots: &[String], hash: &str) -> String {
     use std::fmt::Write;
     let mut s = String::new();
     let _ = writeln!(s, "# RG report: {}\n", p.name);
@@ -574,12 +619,33 @@ pub fn format_report(p: &Pipeline, slopes: &[SlopeRow], plots: &[String], hash: 
          computed from the exact finite-N deviations (THEORY section 4), `asymptotic` what THEORY sections 6-7 \
          say the slope tends to, `seed` what the seed talks claim. Nothing is tuned toward either.\n"
     );
-    for (kind, title) in [("cutoff", "Cutoff flow: lambda_bar(L) (THEORY section 7)"), ("sigma_w", "sigma_W flow: u4, u6 (THEORY section 6, seed 001)")] {
+    for (kind, title) in [
+        ("cutoff", "Cutoff flow: lambda_bar(L) (THEORY section 7)"),
+        ("sigma_w", "sigma_W flow: u4, u6 (THEORY section 6, seed 001)"),
+        ("layer", "Layer flow of deep nets: K and kurtosis against l (THEORY section 8, seed 002)"),
+    ] {
         let rows: Vec<&SlopeRow> = slopes.iter().filter(|r| r.kind == kind).collect();
         if rows.is_empty() {
             continue;
         }
         let _ = writeln!(s, "## {title}\n");
+        if kind == "layer" {
+            let _ = writeln!(
+                s,
+                "Input point 0, unit 0's pre-activation at layer l (l = L + 1 is the output). `K recursion` and \
+                 `recursion (1/n)` are THEORY section 8's recursions (infinite-width K, leading-order kurtosis \
+                 3 V / (n K^2)); `exact` is 3 [(1 + 5/n)^(l-1) - 1] (relu, C_b = 0). The last column compares with \
+                 exact where known, else with the recursion.\n"
+            );
+            s.push_str(&layers::format_layer_table(p, flow));
+            let _ = writeln!(
+                s,
+                "\nRates are d ln X / d l and exponents d ln X / d ln l by weighted least squares over the layers \
+                 (kurtosis from l = 2); stderr from the per-bag fits; `exact` is the same fit to the theory values \
+                 (exact relu kurtosis where known, else the recursion). The note compares how well an exponential \
+                 and a power law describe the measurement.\n"
+            );
+        }
         let _ = writeln!(s, "| arch | d | N | propagator | coupling | quantity | range | measured | stderr | exact | asymptotic | seed | points | note |");
         let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         for r in rows {
@@ -602,8 +668,8 @@ pub fn format_report(p: &Pipeline, slopes: &[SlopeRow], plots: &[String], hash: 
                 r.note.clone().unwrap_or_default().replace('|', "/")
             );
         }
-        let stem = if kind == "cutoff" { "rg_cutoff" } else { "rg_sigma_w" };
-        if plots.iter().any(|p| p == stem) {
+        let stem = format!("rg_{kind}").replace("rg_layer", "rg_layers");
+        if plots.iter().any(|p| *p == stem) {
             let _ = writeln!(s, "\n![{title}](plots/{stem}.png)\n");
         }
     }

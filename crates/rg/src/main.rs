@@ -19,8 +19,8 @@ fn main() {
     nnqft_cli::run_main("nnqft-rg", || {
         let (loaded, data) = args.common.setup()?;
         let p = &loaded.pipeline;
-        if p.rg.cutoff.is_empty() && p.rg.sigma_w.is_none() {
-            println!("nnqft-rg: {}: no [[rg.cutoff]] or [rg.sigma_w] in the pipeline; nothing to do", p.name);
+        if p.rg.cutoff.is_empty() && p.rg.sigma_w.is_none() && p.deep_archs().next().is_none() {
+            println!("nnqft-rg: {}: no [[rg.cutoff]], [rg.sigma_w] or deep arch in the pipeline; nothing to do", p.name);
             return Ok(());
         }
         let start = std::time::Instant::now();
@@ -39,7 +39,7 @@ fn main() {
         );
         for r in &out.slopes {
             println!(
-                "  {:<14} d={} N={:<5} {:<7} {:<4} {:<10} {:<9} {:<4} measured {:>11.4e} +- {:<9.2e} exact {:>11.4e}  asymptotic {:>6}  seed {:>6}{}",
+                "  {:<14} d={} N={:<5} {:<7} {:<4} {:<10} {:<9} {:<4} measured {:>11.4e} +- {:<9.2e} exact {:>11.4e}  asymptotic {:>8}  seed {:>6}{}",
                 r.arch,
                 r.d_in,
                 r.width,
@@ -51,8 +51,8 @@ fn main() {
                 r.slope,
                 r.stderr,
                 r.exact,
-                r.asymptotic,
-                r.seed_claim,
+                nnqft_fit::fmt_g(r.asymptotic),
+                nnqft_fit::fmt_g(r.seed_claim),
                 r.note.as_ref().map(|n| format!("  [{n}]")).unwrap_or_default()
             );
         }

@@ -10,6 +10,7 @@
 use anyhow::{Context, Result, bail};
 use nnqft_cli::{Progress, human};
 use nnqft_core::rng::StreamKey;
+use nnqft_core::deep::DeepSampler;
 use nnqft_core::{NetSampler, Pipeline};
 use nnqft_store::atomic::{clean_stale_temps, is_temp_name};
 use nnqft_store::lock::DirLock;
@@ -258,7 +259,8 @@ pub fn run(p: &Pipeline, data: &Path, opts: &Options) -> Result<Report> {
         );
     }
 
-    let bytes: u64 = todo.iter().map(|(_, m)| m.nets * m.inputs.len() as u64 * 4 + 8192).sum();
+    let columns = |m: &PartMeta| nnqft_store::samples::column_names(m.inputs.len(), m.arch.hidden_layers).len() as u64;
+    let bytes: u64 = todo.iter().map(|(_, m)| m.nets * columns(m) * 4 + 8192).sum();
     if let Some(free) = free_bytes(data)
         && bytes > free
     {
@@ -276,7 +278,7 @@ pub fn run(p: &Pipeline, data: &Path, opts: &Options) -> Result<Report> {
         .map(|(u, m)| {
             let a = &p.sample.arch[u.arch];
             // the normals of one net, and a part's columns twice (f32 + the writer's buffers)
-            (((a.d_in + 2) * u.width + 1) * 8) as u64 + 2 * m.nets * m.inputs.len() as u64 * 4
+            (((a.d_in + 2) * u.width + 1) * 8) as u64 + 2 * m.nets * columns(m) * 4
         })
         .max()
         .unwrap_or(0);
@@ -299,9 +301,12 @@ pub fn run(p: &Pipeline, data: &Path, opts: &Options) -> Result<Report> {
         let dir = bag_dir(data, &arch.name, u.width, u.bag);
         let name = part_file_name(u.part);
         clean_stale_temps(&dir, Some(&name))?;
-        let mut sampler = NetSampler::new(arch, u.width);
         let key = StreamKey { seed: p.seed, arch: &arch.name, width: u.width, bag: u.bag, part: u.part };
-        let cols = sampler.sample_part(&mut key.stream(), meta.nets as usize);
+        let cols = if arch.hidden_layers > 1 {
+            DeepSampler::new(arch, u.width).sample_part(&mut key.stream(), meta.nets as usize)
+        } else {
+            NetSampler::new(arch, u.width).sample_part(&mut key.stream(), meta.nets as usize)
+        };
         write_part(&dir.join(&name), cols, meta)?;
         progress.inc(meta.nets);
         Ok(())

@@ -1,7 +1,9 @@
 //! Sample part files (SPEC.md "Data"):
 //! `samples/arch=A/width=N/bag=B/part-PPPPP.parquet`, Float32 columns
 //! `f0..f{k-1}`, one row per net, and the footer key `nnqft` holding
-//! [`PartMeta`] as JSON.
+//! [`PartMeta`] as JSON. Deep archs (`hidden_layers = L > 1`) add, after
+//! the outputs, unit 0's pre-activation at every hidden layer:
+//! `l1_f0..l1_f{k-1}, ..., lL_f0..lL_f{k-1}`.
 
 use crate::atomic::write_parquet;
 use anyhow::{bail, Context, Result};
@@ -52,9 +54,24 @@ pub fn part_path(data: &Path, arch: &str, width: usize, bag: u32, part: u32) -> 
     bag_dir(data, arch, width, bag).join(part_file_name(part))
 }
 
-/// The Arrow schema of a part with `k` inputs: non-nullable Float32 `f0..f{k-1}`.
-pub fn part_schema(k: usize) -> Schema {
-    Schema::new((0..k).map(|j| Field::new(format!("f{j}"), DataType::Float32, false)).collect::<Vec<_>>())
+/// The column names of a part with `k` inputs and `layers` hidden layers:
+/// `f0..f{k-1}` (the output), then for deep nets `l{l}_f{j}`, l = 1..layers.
+///
+/// ```
+/// assert_eq!(nnqft_store::samples::column_names(2, 1), ["f0", "f1"]);
+/// assert_eq!(nnqft_store::samples::column_names(1, 3), ["f0", "l1_f0", "l2_f0", "l3_f0"]);
+/// ```
+pub fn column_names(k: usize, layers: usize) -> Vec<String> {
+    let mut names: Vec<String> = (0..k).map(|j| format!("f{j}")).collect();
+    if layers > 1 {
+        names.extend((1..=layers).flat_map(|l| (0..k).map(move |j| format!("l{l}_f{j}"))));
+    }
+    names
+}
+
+/// The Arrow schema of a part: non-nullable Float32 [`column_names`].
+pub fn part_schema(k: usize, layers: usize) -> Schema {
+    Schema::new(column_names(k, layers).into_iter().map(|n| Field::new(n, DataType::Float32, false)).collect::<Vec<_>>())
 }
 
 /// Writer settings shared by every sample part: plain, uncompressed
@@ -73,7 +90,10 @@ fn writer_props(meta_json: String) -> WriterProperties {
 
 /// Writes one part atomically (temporary name, fsync, rename).
 pub fn write_part(path: &Path, cols: Vec<Vec<f32>>, meta: &PartMeta) -> Result<()> {
-    let schema = Arc::new(part_schema(cols.len()));
+    let schema = Arc::new(part_schema(meta.inputs.len(), meta.arch.hidden_layers));
+    if schema.fields().len() != cols.len() {
+        bail!("{}: {} columns for a schema of {}", path.display(), cols.len(), schema.fields().len());
+    }
     let arrays = cols.into_iter().map(|c| Arc::new(Float32Array::from(c)) as Arc<dyn Array>).collect();
     let batch = RecordBatch::try_new(schema.clone(), arrays)?;
     let props = writer_props(serde_json::to_string(meta)?);
@@ -81,7 +101,7 @@ pub fn write_part(path: &Path, cols: Vec<Vec<f32>>, meta: &PartMeta) -> Result<(
 }
 
 /// Opens a part and checks it against its own footer: the footer key exists
-/// and parses, the schema is `f0..f{k-1}` Float32 with k the number of inputs,
+/// and parses, the schema is [`column_names`] in Float32 for its inputs and layers,
 /// and the row count equals `nets`. Returns the reader builder for the data.
 pub fn open_part(path: &Path) -> Result<(PartMeta, ParquetRecordBatchReaderBuilder<File>)> {
     let file = File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
@@ -95,12 +115,13 @@ pub fn open_part(path: &Path) -> Result<(PartMeta, ParquetRecordBatchReaderBuild
         .with_context(|| format!("{}: no \"{FOOTER_KEY}\" footer key: not an nnqft sample part", path.display()))?;
     let meta: PartMeta = serde_json::from_str(&json)
         .with_context(|| format!("{}: footer key \"{FOOTER_KEY}\" is not valid part metadata", path.display()))?;
-    let expected = part_schema(meta.inputs.len());
+    let expected = part_schema(meta.inputs.len(), meta.arch.hidden_layers);
     if builder.schema().fields() != expected.fields() {
         bail!(
-            "{}: schema is not f0..f{} Float32 as its footer's {} inputs require",
+            "{}: schema is not f0..f{} Float32{} as its footer's {} inputs require",
             path.display(),
             meta.inputs.len().saturating_sub(1),
+            if meta.arch.hidden_layers > 1 { format!(" with {} hidden-layer groups l1_..", meta.arch.hidden_layers) } else { String::new() },
             meta.inputs.len()
         );
     }
@@ -115,10 +136,11 @@ pub fn read_part_meta(path: &Path) -> Result<PartMeta> {
     open_part(path).map(|(m, _)| m)
 }
 
-/// Reads a whole part into k columns of f32.
+/// Reads a whole part into its columns of f32 (the k outputs first, then
+/// for deep nets the hidden layers, as in [`column_names`]).
 pub fn read_part(path: &Path) -> Result<(PartMeta, Vec<Vec<f32>>)> {
     let (meta, builder) = open_part(path)?;
-    let k = meta.inputs.len();
+    let k = column_names(meta.inputs.len(), meta.arch.hidden_layers).len();
     let mut cols: Vec<Vec<f32>> = (0..k).map(|_| Vec::with_capacity(meta.nets as usize)).collect();
     let reader = builder.build().with_context(|| format!("{}: cannot read", path.display()))?;
     for batch in reader {

@@ -1,0 +1,242 @@
+//! The layer flow of deep nets (THEORY section 8, seed 002): the kernel
+//! `K^(l)` and the excess kurtosis against the layer index `l`, measured
+//! (per-bag moments from `layers_bags.parquet`, pooled, with delete-one-bag
+//! jackknife errors and bias correction) beside the layer recursion
+//! and the exact relu kurtosis, with fitted exponential rates
+//! (`d ln X / d l`) and power-law exponents (`d ln X / d ln l`).
+
+use crate::{FlowRow, SlopeRow};
+use anyhow::{Result, bail};
+use arrow::array::{Float64Array, StringArray, UInt32Array};
+use nnqft_core::deep::{k1, recursion, relu_exact_kurtosis};
+use nnqft_core::{Activation, ArchSpec, Pipeline};
+use nnqft_moments::layers::{jackknife, kurtosis, pooled};
+use nnqft_store::tables::{column, read_table};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Per (arch, width, layer) of input point 0: the bags' (m2, m4).
+pub type LayerBags = BTreeMap<(String, usize, usize), Vec<(f64, f64)>>;
+
+/// Reads input point 0 of `layers_bags.parquet`.
+pub fn load_layer_bags(path: &Path) -> Result<LayerBags> {
+    let mut out: LayerBags = BTreeMap::new();
+    if !path.exists() {
+        bail!("{}: missing; run nnqft-moments for this pipeline first (it writes the per-layer moments of deep archs)", path.display());
+    }
+    for b in read_table(path)? {
+        let arch = column::<StringArray>(path, &b, "arch")?;
+        let width = column::<UInt32Array>(path, &b, "width")?;
+        let layer = column::<UInt32Array>(path, &b, "layer")?;
+        let point = column::<UInt32Array>(path, &b, "point")?;
+        let bag = column::<UInt32Array>(path, &b, "bag")?;
+        let (m2, m4) = (column::<Float64Array>(path, &b, "m2")?, column::<Float64Array>(path, &b, "m4")?);
+        for i in 0..b.num_rows() {
+            if point.value(i) != 0 {
+                continue;
+            }
+            let v = out.entry((arch.value(i).to_string(), width.value(i) as usize, layer.value(i) as usize)).or_default();
+            if v.len() != bag.value(i) as usize {
+                bail!("{}: bags of {} width {} layer {} are not in order", path.display(), arch.value(i), width.value(i), layer.value(i));
+            }
+            v.push((m2.value(i), m4.value(i)));
+        }
+    }
+    Ok(out)
+}
+
+/// Weighted least squares line: (slope, intercept, chi2).
+fn wls_line(x: &[f64], y: &[f64], w: &[f64]) -> (f64, f64, f64) {
+    let slope = crate::wls_slope(x, y, w);
+    let sw: f64 = w.iter().sum();
+    let mx = x.iter().zip(w).map(|(a, b)| a * b).sum::<f64>() / sw;
+    let my = y.iter().zip(w).map(|(a, b)| a * b).sum::<f64>() / sw;
+    let icpt = my - slope * mx;
+    let chi2 = x.iter().zip(y).zip(w).map(|((a, b), c)| c * (b - icpt - slope * a).powi(2)).sum();
+    (slope, icpt, chi2)
+}
+
+/// What THEORY section 8 says the rate / exponent is (NaN where it is silent).
+fn asymptotic(arch: &ArchSpec, coupling: &str, quantity: &str) -> f64 {
+    let (c_w, c_b) = (arch.sigma_w * arch.sigma_w, arch.sigma_b * arch.sigma_b);
+    let critical = |v: f64| (c_w - v).abs() < 1e-9 && c_b == 0.0;
+    match (arch.activation, coupling, quantity) {
+        // relu, C_b = 0: K^(l) = (C_W / 2)^(l-1) K^(1) exactly
+        (Activation::Relu, "K", "rate") if c_b == 0.0 => {
+            let r = (c_w / 2.0).ln();
+            if r.abs() < 1e-12 { 0.0 } else { r }
+        }
+        (Activation::Relu, "K", "exponent") if critical(2.0) => 0.0,
+        (Activation::Relu, "kurtosis", "exponent") if critical(2.0) => 1.0,
+        (Activation::Tanh, "K", "exponent") if critical(1.0) => -1.0,
+        (Activation::Tanh, "kurtosis", "exponent") if critical(1.0) => 1.0,
+        _ => f64::NAN,
+    }
+}
+
+/// The recursion's fixed point `K* > 0` and `chi_par(K*)`, when the flow
+/// from `K^(1)` converges to one (tanh with C_W > 1, say) without starting
+/// on it (relu at criticality stays at `K^(1)`); None when K runs to 0 or
+/// to infinity.
+pub fn non_trivial_fixed_point(arch: &ArchSpec) -> Option<(f64, f64)> {
+    let (c_w, c_b) = (arch.sigma_w * arch.sigma_w, arch.sigma_b * arch.sigma_b);
+    let r = recursion(arch.activation, c_w, c_b, k1(arch, &arch.inputs[0]), 3000);
+    let (a, b) = (r[r.len() - 2].k, r[r.len() - 1].k);
+    let converged = b.is_finite() && b > 1e-9 && (b - a).abs() < 1e-10 * b;
+    (converged && (r[0].k - b).abs() > 1e-6 * b).then(|| {
+        // chi_par of the recursion at K* is d K^(l+1) / d K^(l)
+        let (lo, hi) = (recursion(arch.activation, c_w, c_b, b * (1.0 - 1e-5), 1), recursion(arch.activation, c_w, c_b, b * (1.0 + 1e-5), 1));
+        (b, (hi[1].k - lo[1].k) / (2e-5 * b))
+    })
+}
+
+/// The layer flow of one deep arch at one width.
+pub fn layer_flow(arch: &ArchSpec, width: usize, bags: &LayerBags) -> Result<(Vec<FlowRow>, Vec<SlopeRow>)> {
+    let layers = arch.hidden_layers;
+    let (c_w, c_b) = (arch.sigma_w * arch.sigma_w, arch.sigma_b * arch.sigma_b);
+    let th = recursion(arch.activation, c_w, c_b, k1(arch, &arch.inputs[0]), layers);
+    let exact_kurt = |l: usize| {
+        if arch.activation == Activation::Relu && c_b == 0.0 { relu_exact_kurtosis(width, l) } else { th[l - 1].kurtosis(width) }
+    };
+    let mut per_layer = Vec::new();
+    for l in 1..=layers + 1 {
+        let Some(b) = bags.get(&(arch.name.clone(), width, l)) else {
+            bail!("layers_bags.parquet has no rows for {} width {width} layer {l}; rerun nnqft-moments", arch.name);
+        };
+        per_layer.push(b.clone());
+    }
+    let nb = per_layer[0].len();
+    let k_of = |l: usize, keep: &[usize]| pooled(&per_layer[l - 1], keep).0;
+    let kurt_of = |l: usize, keep: &[usize]| kurtosis(pooled(&per_layer[l - 1], keep));
+    let mut flow = Vec::new();
+    let mut slopes = Vec::new();
+    type Quantity<'a> = (&'static str, &'a dyn Fn(usize, &[usize]) -> f64, Box<dyn Fn(usize) -> f64 + 'a>, usize);
+    let quantities: [Quantity; 2] = [("K", &k_of, Box::new(|l| th[l - 1].k), 1), ("kurtosis", &kurt_of, Box::new(exact_kurt), 2)];
+    for (coupling, of, exact, first) in quantities {
+        let ls: Vec<usize> = (first..=layers + 1).collect();
+        let est: Vec<(f64, f64)> = ls.iter().map(|&l| jackknife(nb, |keep| of(l, keep))).collect();
+        for (&l, &(value, stderr)) in ls.iter().zip(&est) {
+            flow.push(FlowRow {
+                arch: arch.name.clone(),
+                d_in: arch.d_in,
+                width,
+                kind: "layer",
+                propagator: "-",
+                scale: l as f64,
+                coupling,
+                value,
+                stderr,
+                exact: exact(l),
+                quad_rel_err: f64::NAN,
+            });
+        }
+        if ls.len() < 3 {
+            continue;
+        }
+        let w: Vec<f64> = est.iter().map(|(m, s)| if *s > 0.0 && s.is_finite() { (m / s).powi(2) } else { 1.0 }).collect();
+        let exact_y: Vec<f64> = ls.iter().map(|&l| exact(l).abs().ln()).collect();
+        let ln = |v: f64| if v > 0.0 { v.ln() } else { f64::NAN };
+        let mut chi2 = [0.0; 2];
+        let mut rows = Vec::new();
+        for (qi, quantity) in ["rate", "exponent"].into_iter().enumerate() {
+            let x: Vec<f64> = ls.iter().map(|&l| if qi == 0 { l as f64 } else { (l as f64).ln() }).collect();
+            chi2[qi] = wls_line(&x, &est.iter().map(|e| ln(e.0)).collect::<Vec<_>>(), &w).2;
+            let (slope, stderr) = jackknife(nb, |keep| crate::wls_slope(&x, &ls.iter().map(|&l| ln(of(l, keep))).collect::<Vec<_>>(), &w));
+            rows.push(SlopeRow {
+                arch: arch.name.clone(),
+                d_in: arch.d_in,
+                width,
+                kind: "layer",
+                propagator: "-",
+                coupling,
+                quantity,
+                range: "all",
+                slope,
+                stderr,
+                exact: crate::wls_slope(&x, &exact_y, &w),
+                asymptotic: asymptotic(arch, coupling, quantity),
+                seed_claim: f64::NAN,
+                n_points: ls.len(),
+                note: None,
+            });
+        }
+        let dof = (ls.len() - 2) as f64;
+        let verdict = format!(
+            "chi2/dof: exponential {}, power law {} ({} describes l = {}..{} better)",
+            crate::num(chi2[0] / dof),
+            crate::num(chi2[1] / dof),
+            if chi2[0] < chi2[1] { "exponential" } else { "power law" },
+            first,
+            layers + 1
+        );
+        let fixed = (coupling == "K").then(|| non_trivial_fixed_point(arch)).flatten();
+        let verdict = match fixed {
+            Some((k_star, chi)) => format!(
+                "K flows to the non-zero fixed point K* = {} of the recursion: K - K* decays exponentially at rate ln chi_par(K*) = {} per layer, so neither fit to K itself is the law; {verdict}",
+                crate::num(k_star),
+                crate::num(chi.ln())
+            ),
+            None if coupling == "K" && th.iter().all(|p| (p.k - th[0].k).abs() <= 1e-9 * th[0].k) => format!(
+                "K^(l) = K^(1) = {} at every layer of the recursion (marginal, chi_par = 1): a fixed point, rate and exponent 0; {verdict}",
+                crate::num(th[0].k)
+            ),
+            None => verdict,
+        };
+        for r in &mut rows {
+            r.note = Some(verdict.clone());
+        }
+        slopes.extend(rows);
+    }
+    Ok((flow, slopes))
+}
+
+/// The layer flows of every deep arch and width of `p`.
+pub fn layer_flows(p: &Pipeline, data: &Path) -> Result<(Vec<FlowRow>, Vec<SlopeRow>)> {
+    let bags = load_layer_bags(&data.join("layers_bags.parquet"))?;
+    let mut flow = Vec::new();
+    let mut slopes = Vec::new();
+    for arch in p.deep_archs() {
+        for &w in p.widths_of(arch) {
+            let (f, s) = layer_flow(arch, w, &bags)?;
+            flow.extend(f);
+            slopes.extend(s);
+        }
+    }
+    Ok((flow, slopes))
+}
+
+/// The per-layer table of the report: measured K and kurtosis beside the
+/// recursion and the exact relu kurtosis.
+pub fn format_layer_table(p: &Pipeline, flow: &[FlowRow]) -> String {
+    use crate::num;
+    use std::fmt::Write;
+    let mut s = String::new();
+    let _ = writeln!(s, "| arch | C_W | C_b | n | l | K | stderr | K recursion | kurtosis | stderr | recursion (1/n) | exact | (kurt - best) / se |");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for k in flow.iter().filter(|r| r.kind == "layer" && r.coupling == "K") {
+        let arch = p.arch(&k.arch).expect("arch");
+        let (c_w, c_b) = (arch.sigma_w * arch.sigma_w, arch.sigma_b * arch.sigma_b);
+        let l = k.scale as usize;
+        let th = recursion(arch.activation, c_w, c_b, k1(arch, &arch.inputs[0]), arch.hidden_layers);
+        let kt = flow.iter().find(|r| r.kind == "layer" && r.coupling == "kurtosis" && r.arch == k.arch && r.width == k.width && r.scale == k.scale);
+        let exact = if arch.activation == Activation::Relu && c_b == 0.0 { relu_exact_kurtosis(k.width, l) } else { f64::NAN };
+        let (kv, kse, z) = kt.map_or((f64::NAN, f64::NAN, f64::NAN), |r| (r.value, r.stderr, (r.value - r.exact) / r.stderr));
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {l} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            k.arch,
+            num(c_w),
+            num(c_b),
+            k.width,
+            num(k.value),
+            num(k.stderr),
+            num(th[l - 1].k),
+            num(kv),
+            num(kse),
+            num(th[l - 1].kurtosis(k.width)),
+            num(exact),
+            if z.is_finite() { format!("{z:.2}") } else { "-".into() }
+        );
+    }
+    s
+}
