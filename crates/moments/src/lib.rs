@@ -228,12 +228,16 @@ pub struct Outputs {
 /// friends; deep archs (`hidden_layers > 1`) to `layers.parquet` and
 /// `plots/layers.{png,svg}`. A table with no arch of its kind is not written.
 pub fn run(p: &Pipeline, data: &Path, opts: &Options) -> Result<Outputs> {
-    if !data.join("samples").is_dir() {
+    if !data.join("samples").is_dir() && !data.is_dir() {
         anyhow::bail!("{}: no samples/ here; run nnqft-sample for pipeline {:?} first", data.display(), p.name);
     }
+    // The lock first: a sampler that holds it may not have made samples/ yet.
     let lock = nnqft_store::lock::DirLock::acquire(data, "nnqft-moments", false)?;
     if let Some(prev) = &lock.recovered_from {
         eprintln!("nnqft-moments: note: {} was held by a run that is gone ({prev}); recovered", lock.path().display());
+    }
+    if !data.join("samples").is_dir() {
+        anyhow::bail!("{}: no samples/ here; run nnqft-sample for pipeline {:?} first", data.display(), p.name);
     }
     let mut shallow = p.clone();
     shallow.sample.arch.retain(|a| a.hidden_layers == 1);

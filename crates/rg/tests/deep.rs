@@ -66,7 +66,8 @@ fn relu_critical_kurtosis_and_layer_report() {
     let tmp = tempfile::tempdir().unwrap();
     let pipe = tmp.path().join("deep-ci.toml");
     std::fs::write(&pipe, PIPELINE).unwrap();
-    let data = tmp.path().join("data");
+    // the README's layers example reads data/deep-criticality (relu-crit, width 32, layer 4)
+    let data = tmp.path().join("data/deep-criticality");
     let args = ["--pipeline", pipe.to_str().unwrap(), "--data", data.to_str().unwrap()];
     for stage in ["nnqft-sample", "nnqft-moments", "nnqft-fit"] {
         ok(&Path::new(BIN).with_file_name(stage), &args);
@@ -141,6 +142,13 @@ fn relu_critical_kurtosis_and_layer_report() {
         .output()
         .unwrap();
     assert!(py.status.success(), "check_layers.py (pyarrow/polars are installed by `just test`):\n{}\n{}", String::from_utf8_lossy(&py.stdout), String::from_utf8_lossy(&py.stderr));
+
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let body = &readme[readme.find("<!-- readme-example:layers -->").expect("layers example marker")..];
+    let body = &body[body.find("```python\n").unwrap() + 10..];
+    std::fs::write(tmp.path().join("example.py"), &body[..body.find("\n```").unwrap()]).unwrap();
+    let py = Command::new("python3").arg("example.py").current_dir(tmp.path()).output().unwrap();
+    assert!(py.status.success(), "README layers example:\n{}", String::from_utf8_lossy(&py.stderr));
 }
 
 /// Bad deep configs fail with one line naming the field.

@@ -89,7 +89,7 @@ fn corrupt_parts_are_detected_and_redone() {
     }
     // A readable part whose footer is right but whose schema is not (1 column for 2 inputs).
     let (meta, cols) = nnqft_store::samples::read_part(&nnqft_store::samples::part_path(&data, "erf", 3, 0, 0)).unwrap();
-    nnqft_store::samples::write_part(&part, vec![cols[0].clone()], &meta).unwrap();
+    nnqft_store::samples::write_columns(&part, vec!["f0".into()], vec![cols[0].clone()], &meta).unwrap();
     let out = run_ok(&["--pipeline", &pipe, "--data", d]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("schema is not f0..f1 Float32") && stderr.contains("redoing it"), "{stderr}");

@@ -88,14 +88,23 @@ fn writer_props(meta_json: String) -> WriterProperties {
         .build()
 }
 
-/// Writes one part atomically (temporary name, fsync, rename).
+/// Writes one part atomically (temporary name, fsync, rename); the columns
+/// must be [`column_names`] of the footer's inputs and layers, in order.
 pub fn write_part(path: &Path, cols: Vec<Vec<f32>>, meta: &PartMeta) -> Result<()> {
-    let schema = Arc::new(part_schema(meta.inputs.len(), meta.arch.hidden_layers));
-    if schema.fields().len() != cols.len() {
-        bail!("{}: {} columns for a schema of {}", path.display(), cols.len(), schema.fields().len());
+    let names = column_names(meta.inputs.len(), meta.arch.hidden_layers);
+    if names.len() != cols.len() {
+        bail!("{}: {} columns for a part of {} ({})", path.display(), cols.len(), names.len(), names.join(", "));
     }
+    write_columns(path, names, cols, meta)
+}
+
+/// Writes Float32 columns with any names and a footer, atomically, with the
+/// part writer settings. [`write_part`] is the checked way; this one exists
+/// so tests can craft parts whose schema disagrees with their footer.
+pub fn write_columns(path: &Path, names: Vec<String>, cols: Vec<Vec<f32>>, meta: &PartMeta) -> Result<()> {
+    let schema = Arc::new(Schema::new(names.into_iter().map(|n| Field::new(n, DataType::Float32, false)).collect::<Vec<_>>()));
     let arrays = cols.into_iter().map(|c| Arc::new(Float32Array::from(c)) as Arc<dyn Array>).collect();
-    let batch = RecordBatch::try_new(schema.clone(), arrays)?;
+    let batch = RecordBatch::try_new(schema, arrays)?;
     let props = writer_props(serde_json::to_string(meta)?);
     write_parquet(path, &batch, props)
 }
