@@ -37,8 +37,9 @@ rg pipeline=default_pipeline *args: build
 # Run every stage of PIPELINE end to end.
 all pipeline=default_pipeline: (sample pipeline) (moments pipeline) (fit pipeline) (rg pipeline)
 
-# Throughput of the sampler, a bare normal generator and the moments reduction (1 and 2 threads).
+# Throughput of the sampler against a bare normal generator, the v1 sampler and numpy; moments MB/s; sample peak RSS.
 bench *args: build
+    python3 -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
     {{bin}}/nnqft-bench {{args}}
 
 # The full test suite (Rust unit, doc and end-to-end tests; Python readers of our Parquet).

@@ -1,7 +1,12 @@
 //! `nnqft-bench`: throughput of the sampler, of a bare normal generator (the
-//! bound a sampler cannot beat), and of the moments reduction, each at 1 and
-//! 2 threads, measured in one process so ratios are robust on a shared
-//! machine. Prints a table and writes `data/bench/bench.parquet`.
+//! bound a sampler cannot beat), of the version-1 sampler (the baseline the
+//! speed-ups are measured against, in this process), of a batched numpy
+//! sampler (`bench/numpy_sampler.py`, one thread, run in the same benchmark),
+//! and of the moments reduction, at 1 and 2 threads; then the peak RSS of
+//! `nnqft-sample` at 10^6 and 3 x 10^6 nets per bag. Prints a table and
+//! writes `data/bench/bench.parquet`.
+
+mod legacy;
 
 use anyhow::Result;
 use nnqft_core::rng::StreamKey;
@@ -24,6 +29,9 @@ struct Args {
     /// Output table.
     #[arg(long, default_value = "data/bench/bench.parquet")]
     out: PathBuf,
+    /// Skip the peak-RSS runs of nnqft-sample.
+    #[arg(long)]
+    no_rss: bool,
     /// Widths to benchmark the sampler at.
     #[arg(long, value_delimiter = ',', default_value = "10,100,1000")]
     widths: Vec<usize>,
@@ -55,6 +63,67 @@ struct Row {
     value: f64,
     unit: &'static str,
     ratio_to_rng: f64,
+    ratio_to_numpy: f64,
+    ratio_to_v1: f64,
+}
+
+impl Row {
+    fn new(bench: &str, activation: &str, width: usize, threads: usize, value: f64, unit: &'static str) -> Self {
+        Row {
+            bench: bench.into(),
+            activation: activation.into(),
+            width: width as u32,
+            threads: threads as u32,
+            value,
+            unit,
+            ratio_to_rng: f64::NAN,
+            ratio_to_numpy: f64::NAN,
+            ratio_to_v1: f64::NAN,
+        }
+    }
+}
+
+/// nets/s of `bench/numpy_sampler.py` (one thread), or NaN with a warning.
+fn numpy_rate(act: Activation, width: usize, seconds: f64) -> f64 {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/numpy_sampler.py");
+    let out = std::process::Command::new("python3").arg(&script).arg(act.name()).arg(width.to_string()).arg(seconds.to_string()).output();
+    match out {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).trim().parse().unwrap_or(f64::NAN),
+        Ok(o) => {
+            eprintln!("nnqft-bench: warning: numpy baseline failed (pip install -r bench/requirements.txt): {}", String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or(""));
+            f64::NAN
+        }
+        Err(e) => {
+            eprintln!("nnqft-bench: warning: cannot run python3 for the numpy baseline: {e}");
+            f64::NAN
+        }
+    }
+}
+
+/// Peak RSS (MB) of `nnqft-sample` drawing one bag of `nets` relu nets of
+/// width 100 (6 inputs) on 2 threads, measured by wait4 on the child.
+fn sample_rss_mb(nets: u64) -> Result<f64> {
+    let tmp = tempfile::tempdir()?;
+    let pipe = tmp.path().join("rss.toml");
+    std::fs::write(
+        &pipe,
+        format!(
+            "name = \"rss\"\nseed = 1\n[sample]\nbags = 1\nnets_per_bag = {nets}\nwidths = [100]\n[[sample.arch]]\nname = \"relu\"\nactivation = \"relu\"\nd_in = 1\nsigma_w = 1.0\nsigma_b = 0.0\ninputs = [[0.2], [0.4], [0.6], [0.8], [1.0], [1.2]]\n"
+        ),
+    )?;
+    let bin = std::env::current_exe()?.with_file_name("nnqft-sample");
+    let child = std::process::Command::new(&bin)
+        .args(["--pipeline", pipe.to_str().unwrap(), "--data", tmp.path().join("d").to_str().unwrap(), "--threads", "2"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", bin.display()))?;
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is valid; wait4 fills it for our own child.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut ru) };
+    anyhow::ensure!(pid > 0 && status == 0, "nnqft-sample failed (status {status})");
+    Ok(ru.ru_maxrss as f64 / 1024.0)
 }
 
 fn peak_rss_mb() -> f64 {
@@ -72,7 +141,7 @@ fn main() {
 fn run(args: &Args) -> Result<()> {
     let secs = args.seconds;
     let mut rows: Vec<Row> = Vec::new();
-    println!("{:<10} {:<6} {:>6} {:>7} {:>14} {:>10}", "bench", "act", "width", "threads", "rate", "vs rng");
+    println!("{:<10} {:<6} {:>6} {:>7} {:>14} {:>10} {:>9} {:>8}", "bench", "act", "width", "threads", "rate", "vs rng", "vs numpy", "vs v1");
     for &width in &args.widths {
         // d_in = 1: (d + 2) N + 1 normals per net.
         let normals = 3 * width + 1;
@@ -92,10 +161,21 @@ fn run(args: &Args) -> Result<()> {
             });
             rng_rate[threads] = r;
             println!("{:<10} {:<6} {:>6} {:>7} {:>10.0} n/s {:>10}", "rng-only", "-", width, threads, r, "1.00");
-            rows.push(Row { bench: "rng_only".into(), activation: "-".into(), width: width as u32, threads: threads as u32, value: r, unit: "nets/s", ratio_to_rng: 1.0 });
+            rows.push(Row { ratio_to_rng: 1.0, ..Row::new("rng_only", "-", width, threads, r, "nets/s") });
         }
         for act in [Activation::Erf, Activation::Relu, Activation::Gauss, Activation::Tanh] {
             let arch = ArchSpec::single(act.name(), act, 1.0, 1.0, inputs6());
+            let numpy = numpy_rate(act, width, secs.max(0.5));
+            rows.push(Row::new("numpy", act.name(), width, 1, numpy, "nets/s"));
+            let v1 = rate(secs, 1, &|| {
+                let mut s = legacy::LegacySampler::new(&arch, width);
+                let mut rng = StreamKey { seed: 1, arch: act.name(), width, bag: 0, part: 0 }.stream();
+                black_box(s.sample_part(&mut rng, batch));
+                batch as u64
+            });
+            rows.push(Row { ratio_to_rng: v1 / rng_rate[1], ratio_to_numpy: v1 / numpy, ..Row::new("sample_v1", act.name(), width, 1, v1, "nets/s") });
+            println!("{:<10} {:<6} {:>6} {:>7} {:>10.0} n/s {:>10.2} {:>9.2} {:>8}", "numpy", act.name(), width, 1, numpy, numpy / rng_rate[1], 1.0, "-");
+            println!("{:<10} {:<6} {:>6} {:>7} {:>10.0} n/s {:>10.2} {:>9.2} {:>8.2}", "sample-v1", act.name(), width, 1, v1, v1 / rng_rate[1], v1 / numpy, 1.0);
             for threads in [1usize, 2] {
                 let r = rate(secs, threads, &|| {
                     let mut s = NetSampler::new(&arch, width);
@@ -104,8 +184,9 @@ fn run(args: &Args) -> Result<()> {
                     batch as u64
                 });
                 let ratio = r / rng_rate[threads];
-                println!("{:<10} {:<6} {:>6} {:>7} {:>10.0} n/s {:>10.2}", "sample", act.name(), width, threads, r, ratio);
-                rows.push(Row { bench: "sample".into(), activation: act.name().into(), width: width as u32, threads: threads as u32, value: r, unit: "nets/s", ratio_to_rng: ratio });
+                let (vs_np, vs_v1) = if threads == 1 { (r / numpy, r / v1) } else { (f64::NAN, f64::NAN) };
+                println!("{:<10} {:<6} {:>6} {:>7} {:>10.0} n/s {:>10.2} {:>9.2} {:>8.2}", "sample", act.name(), width, threads, r, ratio, vs_np, vs_v1);
+                rows.push(Row { ratio_to_rng: ratio, ratio_to_numpy: vs_np, ratio_to_v1: vs_v1, ..Row::new("sample", act.name(), width, threads, r, "nets/s") });
             }
         }
     }
@@ -122,12 +203,19 @@ fn run(args: &Args) -> Result<()> {
             black_box(tree.sums(&refs, None));
             bytes
         }) / 1e6;
-        println!("{:<10} {:<6} {:>6} {:>7} {:>10.1} MB/s {:>8}", "moments", "-", "-", threads, r, "-");
-        rows.push(Row { bench: "moments_reduce".into(), activation: "-".into(), width: 0, threads: threads as u32, value: r, unit: "MB/s", ratio_to_rng: f64::NAN });
+        println!("{:<10} {:<6} {:>6} {:>7} {:>10.1} MB/s", "moments", "-", "-", threads, r);
+        rows.push(Row::new("moments_reduce", "-", 0, threads, r, "MB/s"));
+    }
+    if !args.no_rss {
+        for nets in [1_000_000u64, 3_000_000] {
+            let mb = sample_rss_mb(nets)?;
+            println!("{:<10} {:<6} {:>6} {:>7} {:>10.0} MB   (nnqft-sample, one bag of {nets} relu nets, N = 100, 6 inputs)", "sample-rss", "relu", 100, 2, mb);
+            rows.push(Row::new(&format!("sample_peak_rss_{nets}"), "relu", 100, 2, mb, "MB"));
+        }
     }
     let rss = peak_rss_mb();
     println!("peak RSS of this benchmark process: {rss:.0} MB");
-    rows.push(Row { bench: "peak_rss".into(), activation: "-".into(), width: 0, threads: 0, value: rss, unit: "MB", ratio_to_rng: f64::NAN });
+    rows.push(Row::new("bench_peak_rss", "-", 0, 0, rss, "MB"));
 
     let mut t = Table::default();
     t.utf8("bench", rows.iter().map(|r| r.bench.clone()).collect())
@@ -136,7 +224,9 @@ fn run(args: &Args) -> Result<()> {
         .u32("threads", rows.iter().map(|r| r.threads).collect())
         .f64("value", rows.iter().map(|r| r.value).collect())
         .utf8("unit", rows.iter().map(|r| r.unit.to_string()).collect())
-        .f64("ratio_to_rng", rows.iter().map(|r| r.ratio_to_rng).collect());
+        .f64("ratio_to_rng", rows.iter().map(|r| r.ratio_to_rng).collect())
+        .f64("ratio_to_numpy", rows.iter().map(|r| r.ratio_to_numpy).collect())
+        .f64("ratio_to_v1", rows.iter().map(|r| r.ratio_to_v1).collect());
     let footer = serde_json::json!({"stage": "bench", "version": nnqft_core::VERSION, "seconds_per_measurement": secs});
     t.write(&args.out, &footer)?;
     println!("-> {}", args.out.display());

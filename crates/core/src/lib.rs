@@ -10,6 +10,7 @@ pub mod arch;
 pub mod boxint;
 pub mod deep;
 pub mod exact;
+pub mod fastmath;
 pub mod kernel;
 pub mod pipeline;
 pub mod quad;

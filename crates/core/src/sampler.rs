@@ -1,20 +1,31 @@
 //! Drawing networks from the ensemble and evaluating them at the inputs.
 
-use crate::{Activation, ArchSpec, Unit};
+use crate::fastmath::{self, Erf};
+use crate::{Activation, ArchSpec};
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 
 /// Version of the sampling algorithm (draw order, arithmetic). It enters
 /// every config hash: a change that alters the samples must bump it, so old
 /// data are never mixed with new.
-pub const SAMPLER_VERSION: u32 = 1;
+///
+/// 1: W0 unit-major, libm activations. 2: W0 coordinate-major, the
+/// vectorised activations of [`crate::fastmath`], blocked sums.
+pub const SAMPLER_VERSION: u32 = 2;
 
 /// Draws single-hidden-layer networks of one width (THEORY section 1) and
 /// evaluates them at the architecture's inputs.
 ///
 /// Per net, `(d + 2) N + 1` standard normals are drawn in this order: `W0`
-/// (row-major, unit by unit), `b0`, `W1`, `b1`; they are then scaled by
-/// `sw / sqrt(d)`, `sb`, `sw / sqrt(N)`, `sb`. The output is computed in f64.
+/// (coordinate-major: the N first coordinates of every unit's weights, then
+/// the N second ones, ...), `b0`, `W1`, `b1`; they are scaled by
+/// `sw / sqrt(d)`, `sb`, `sw / sqrt(N)`, `sb`. The k x N pre-activations are
+/// computed as one vector (`sb b0_i + sum_j (sw x_aj / sqrt(d)) W0_ji`, j in
+/// order), the activation is applied over it ([`crate::fastmath`]: erf, exp, tanh within a few 1e-16 of libm)
+/// and the output sum runs in 8 fixed partial sums, so the loops vectorise
+/// and the result is the same on every CPU (there
+/// are no fused multiply-adds; AVX-512 or AVX2 are used when present). The output is
+/// computed in f64.
 ///
 /// ```
 /// use nnqft_core::{ArchSpec, Activation, NetSampler, rng::StreamKey};
@@ -28,33 +39,42 @@ pub const SAMPLER_VERSION: u32 = 1;
 /// assert!((cols[1][3] - 2.0 * cols[0][3]).abs() < 1e-5);
 /// ```
 pub struct NetSampler {
-    unit: Unit,
+    act: Activation,
+    erf: Erf,
+    /// Per-input factor applied after the activation (1 except for gauss).
+    scale: Vec<f64>,
     d: usize,
     n: usize,
-    /// Inputs, k x d row-major.
-    xs: Vec<f64>,
-    sw_in: f64,
+    /// `sw / sqrt(d) * x_a`, k x d row-major.
+    cx: Vec<f64>,
     sw_out: f64,
     sb: f64,
     normals: Vec<f64>,
+    z: Vec<f64>,
     acc: Vec<f64>,
 }
+
+/// Lanes of the blocked loops (partial sums, activation chunks).
+const LANES: usize = 8;
 
 impl NetSampler {
     /// A sampler for `arch` at hidden width `width` (>= 1).
     pub fn new(arch: &ArchSpec, width: usize) -> Self {
         assert!(width >= 1, "width must be >= 1");
-        assert_eq!(arch.hidden_layers, 1, "only single-hidden-layer ensembles are sampled");
+        assert_eq!(arch.hidden_layers, 1, "NetSampler is single-hidden-layer; deep nets use deep::DeepSampler");
         let d = arch.d_in;
+        let sw_in = arch.sigma_w / (d as f64).sqrt();
         NetSampler {
-            unit: arch.unit(),
+            act: arch.activation,
+            erf: Erf::new(),
+            scale: arch.unit().scale,
             d,
             n: width,
-            xs: arch.inputs.iter().flatten().copied().collect(),
-            sw_in: arch.sigma_w / (d as f64).sqrt(),
+            cx: arch.inputs.iter().flatten().map(|x| sw_in * x).collect(),
             sw_out: arch.sigma_w / (width as f64).sqrt(),
             sb: arch.sigma_b,
             normals: vec![0.0; (d + 2) * width + 1],
+            z: vec![0.0; width * arch.k()],
             acc: vec![0.0; arch.k()],
         }
     }
@@ -71,51 +91,140 @@ impl NetSampler {
 
     /// Draws one net and writes `f(x_1..x_k)` into `out` (length k).
     pub fn sample_net<R: Rng + ?Sized>(&mut self, rng: &mut R, out: &mut [f64]) {
+        self.draw(rng);
+        self.evaluate_generic(out);
+    }
+
+    #[inline(always)]
+    fn draw<R: Rng + ?Sized>(&mut self, rng: &mut R) {
         for v in self.normals.iter_mut() {
             *v = StandardNormal.sample(rng);
         }
-        match self.unit.activation {
-            Activation::Erf => self.accumulate(libm::erf),
-            Activation::Relu => self.accumulate(|z| z.max(0.0)),
-            Activation::Gauss => self.accumulate(f64::exp),
-            Activation::Tanh => self.accumulate(f64::tanh),
+    }
+
+    /// `nets` nets into `cols` (f32), with the widest vector unit the CPU
+    /// has; the arithmetic, and so every bit, is the same either way.
+    fn sample_into<R: Rng + ?Sized>(&mut self, rng: &mut R, nets: usize, cols: &mut [Vec<f32>]) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU supports AVX-512F (checked just above).
+                unsafe { self.sample_into_avx512(rng, nets, cols) };
+                return;
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU supports AVX2 (checked just above).
+                unsafe { self.sample_into_avx2(rng, nets, cols) };
+                return;
+            }
         }
-        let b1 = self.sb * self.normals[self.normals.len() - 1];
-        for ((o, acc), scale) in out.iter_mut().zip(&self.acc).zip(&self.unit.scale) {
-            *o = b1 + scale * acc;
+        self.sample_into_generic(rng, nets, cols);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn sample_into_avx512<R: Rng + ?Sized>(&mut self, rng: &mut R, nets: usize, cols: &mut [Vec<f32>]) {
+        self.sample_into_generic(rng, nets, cols);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn sample_into_avx2<R: Rng + ?Sized>(&mut self, rng: &mut R, nets: usize, cols: &mut [Vec<f32>]) {
+        self.sample_into_generic(rng, nets, cols);
+    }
+
+    #[inline(always)]
+    fn sample_into_generic<R: Rng + ?Sized>(&mut self, rng: &mut R, nets: usize, cols: &mut [Vec<f32>]) {
+        let mut out = vec![0.0; self.k()];
+        for _ in 0..nets {
+            self.draw(rng);
+            self.evaluate_generic(&mut out);
+            for (c, v) in cols.iter_mut().zip(&out) {
+                c.push(*v as f32);
+            }
         }
     }
 
-    /// `acc[a] = sum_i W1_i sigma(z_i(x_a))` for the normals already drawn.
     #[inline(always)]
-    fn accumulate(&mut self, sigma: impl Fn(f64) -> f64) {
+    fn evaluate_generic(&mut self, out: &mut [f64]) {
         let (d, n) = (self.d, self.n);
         let (w0, rest) = self.normals.split_at(n * d);
         let (b0, rest) = rest.split_at(n);
-        let w1 = &rest[..n];
-        self.acc.fill(0.0);
-        for i in 0..n {
-            let wi = &w0[i * d..(i + 1) * d];
-            let bi = self.sb * b0[i];
-            let vi = self.sw_out * w1[i];
-            for (acc, x) in self.acc.iter_mut().zip(self.xs.chunks_exact(d)) {
-                let dot: f64 = wi.iter().zip(x).map(|(w, x)| w * x).sum();
-                *acc += vi * sigma(self.sw_in * dot + bi);
+        let (w1, b1) = rest.split_at(n);
+        let b1 = self.sb * b1[0];
+        // all k x N pre-activations, input-major, then one activation pass
+        let z = &mut self.z[..];
+        for (a, za) in z.chunks_exact_mut(n).enumerate() {
+            for (zi, bi) in za.iter_mut().zip(b0) {
+                *zi = self.sb * bi;
             }
+            for (j, c) in self.cx[a * d..(a + 1) * d].iter().enumerate() {
+                for (zi, wi) in za.iter_mut().zip(&w0[j * n..(j + 1) * n]) {
+                    *zi += c * wi;
+                }
+            }
+        }
+        match self.act {
+            Activation::Relu => z.iter_mut().for_each(|v| *v = v.max(0.0)),
+            Activation::Gauss => map_blocks(z, fastmath::exp),
+            Activation::Tanh => map_blocks(z, fastmath::tanh),
+            Activation::Erf => {
+                let e = self.erf;
+                let mut chunks = z.chunks_exact_mut(LANES);
+                for c in &mut chunks {
+                    let block: &mut [f64; LANES] = c.try_into().expect("LANES-sized chunk");
+                    e.eval_block(block);
+                }
+                chunks.into_remainder().iter_mut().for_each(|v| *v = e.eval(*v));
+            }
+        }
+        for ((o, za), scale) in out.iter_mut().zip(z.chunks_exact(n)).zip(&self.scale) {
+            *o = b1 + self.sw_out * scale * dot(w1, za);
         }
     }
 
     /// Draws `nets` networks; returns k columns of `nets` f32 outputs.
     pub fn sample_part<R: Rng + ?Sized>(&mut self, rng: &mut R, nets: usize) -> Vec<Vec<f32>> {
-        let k = self.k();
-        let mut cols: Vec<Vec<f32>> = (0..k).map(|_| Vec::with_capacity(nets)).collect();
-        let mut out = vec![0.0; k];
-        for _ in 0..nets {
-            self.sample_net(rng, &mut out);
-            for (c, v) in cols.iter_mut().zip(&out) {
-                c.push(*v as f32);
-            }
-        }
+        let mut cols: Vec<Vec<f32>> = (0..self.k()).map(|_| Vec::with_capacity(nets)).collect();
+        self.sample_into(rng, nets, &mut cols);
         cols
     }
+}
+
+/// `v = f(v)` over `LANES`-wide blocks (so branch-free `f` vectorises), then the tail.
+#[inline(always)]
+fn map_blocks(v: &mut [f64], f: impl Fn(f64) -> f64) {
+    let mut chunks = v.chunks_exact_mut(LANES);
+    for c in &mut chunks {
+        let mut lanes = [0.0; LANES];
+        lanes.copy_from_slice(c);
+        for x in lanes.iter_mut() {
+            *x = f(*x);
+        }
+        c.copy_from_slice(&lanes);
+    }
+    for x in chunks.into_remainder() {
+        *x = f(*x);
+    }
+}
+
+/// `sum_i a_i b_i` in `LANES` fixed partial sums, combined pairwise, then the tail.
+#[inline(always)]
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    let mut s = [0.0; LANES];
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for l in 0..LANES {
+            s[l] += x[l] * y[l];
+        }
+    }
+    let mut w = LANES;
+    while w > 1 {
+        w /= 2;
+        for l in 0..w {
+            s[l] += s[l + w];
+        }
+    }
+    s[0] + ra.iter().zip(rb).map(|(x, y)| x * y).sum::<f64>()
 }

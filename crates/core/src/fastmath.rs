@@ -1,0 +1,178 @@
+//! Branch-free, vectorisable activations for the sampler's hot loop, with
+//! tested error bounds against libm (`tests/fastmath.rs`):
+//!
+//! | function | method | max abs error over the real line (measured) |
+//! |---|---|---|
+//! | `exp` | `2^n * p(r)`, `|r| <= ln2 / 2`, degree-13 Taylor, exponent by bit arithmetic | relative 2.3e-16 on [-700, 700] |
+//! | `tanh` | `sign(z) (1 - t) / (1 + t)`, `t = exp(-2|z|)` | 3.4e-16 |
+//! | `erf` | `|x| < 6`: table of 96 intervals of width 1/16, degree-7 Taylor polynomial about each midpoint (coefficients from Hermite polynomials at start-up); `|x| >= 6`: `+-1` | 1.1e-14 |
+//!
+//! Every lane computes every branch and selects, so loops over slices
+//! auto-vectorise; there are no fused multiply-adds, so results are
+//! bit-identical whatever the vector width or CPU.
+
+use std::sync::OnceLock;
+
+const LOG2E: f64 = std::f64::consts::LOG2_E;
+const LN2_HI: f64 = 6.931_471_803_691_238_164_90e-01;
+const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
+/// 1.5 * 2^52: adding and subtracting it rounds to the nearest integer.
+const ROUND: f64 = 6_755_399_441_055_744.0;
+
+/// `e^x` for `x` in [-708, 709] (clamped outside: 0-ish below, +inf-ish above).
+///
+/// ```
+/// let x = 0.7;
+/// assert!((nnqft_core::fastmath::exp(x) - x.exp()).abs() < 1e-15);
+/// ```
+#[inline(always)]
+pub fn exp(x: f64) -> f64 {
+    let x = x.clamp(-708.0, 709.0);
+    let t = x * LOG2E + ROUND;
+    let n = t - ROUND;
+    let r = (x - n * LN2_HI) - n * LN2_LO;
+    // Taylor to r^13 / 13!: |r| <= 0.3466, remainder < 5e-18
+    let mut p = 1.0 / 6_227_020_800.0;
+    p = p * r + 1.0 / 479_001_600.0;
+    p = p * r + 1.0 / 39_916_800.0;
+    p = p * r + 1.0 / 3_628_800.0;
+    p = p * r + 1.0 / 362_880.0;
+    p = p * r + 1.0 / 40_320.0;
+    p = p * r + 1.0 / 5_040.0;
+    p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    p = p * r + 1.0;
+    p = p * r + 1.0;
+    // 2^n from the low bits of t, which hold n (two's complement) after the ROUND shift
+    let ni = t.to_bits().wrapping_sub(ROUND.to_bits());
+    let scale = f64::from_bits(ni.wrapping_add(1023) << 52);
+    p * scale
+}
+
+/// `tanh(z)`.
+///
+/// ```
+/// assert!((nnqft_core::fastmath::tanh(-0.3) - (-0.3f64).tanh()).abs() < 1e-15);
+/// ```
+#[inline(always)]
+pub fn tanh(z: f64) -> f64 {
+    let t = exp(-2.0 * z.abs());
+    ((1.0 - t) / (1.0 + t)).copysign(z)
+}
+
+/// Intervals of `erf`'s table per unit of `|x|`, and the table's end.
+const ERF_PER_UNIT: f64 = 16.0;
+const ERF_END: f64 = 6.0;
+/// Taylor degree + 1 per interval.
+const ERF_TERMS: usize = 8;
+const ERF_INTERVALS: usize = 96;
+
+/// Per interval `[i / 16, (i + 1) / 16)` of `|x|`, the Taylor coefficients of
+/// erf about the midpoint `c`: `erf^(m)(c) / m!`, with
+/// `erf^(m)(c) = (2 / sqrt(pi)) (-1)^(m-1) H_(m-1)(c) exp(-c^2)` (physicists'
+/// Hermite polynomials). Degree 7 on half-width 1/32 leaves 1e-14.
+fn erf_table() -> &'static [f64] {
+    static T: OnceLock<Vec<f64>> = OnceLock::new();
+    T.get_or_init(|| {
+        let mut t = Vec::with_capacity(ERF_INTERVALS * ERF_TERMS);
+        for i in 0..ERF_INTERVALS {
+            let c = (i as f64 + 0.5) / ERF_PER_UNIT;
+            t.push(libm::erf(c));
+            let g = 2.0 / std::f64::consts::PI.sqrt() * (-c * c).exp();
+            let (mut h0, mut h1) = (1.0, 2.0 * c); // H_0, H_1
+            let mut fact = 1.0;
+            for m in 1..ERF_TERMS {
+                fact *= m as f64;
+                // H_(m-1)
+                let h = if m == 1 { h0 } else { h1 };
+                let sign = if (m - 1) % 2 == 0 { 1.0 } else { -1.0 };
+                t.push(sign * g * h / fact);
+                if m >= 2 {
+                    let next = 2.0 * c * h1 - 2.0 * (m - 1) as f64 * h0;
+                    h0 = h1;
+                    h1 = next;
+                }
+            }
+        }
+        t
+    })
+}
+
+/// `erf(x)` (see the module table for the error bound).
+///
+/// ```
+/// assert!((nnqft_core::fastmath::erf(0.4) - libm::erf(0.4)).abs() < 1e-15);
+/// ```
+#[inline(always)]
+pub fn erf(x: f64) -> f64 {
+    Erf::new().eval(x)
+}
+
+/// erf with its table fetched once, for loops.
+#[derive(Clone, Copy)]
+pub struct Erf {
+    table: &'static [f64],
+}
+
+impl Default for Erf {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Erf {
+    pub fn new() -> Self {
+        Erf { table: erf_table() }
+    }
+
+    /// `erf` of every lane of a block, bit-identical to [`Erf::eval`] per
+    /// lane; the term loop runs outside the lane loop, so the table reads
+    /// become vector gathers.
+    #[inline(always)]
+    pub fn eval_block<const L: usize>(&self, x: &mut [f64; L]) {
+        let mut idx = [0u32; L];
+        let mut dx = [0.0; L];
+        let mut p = [0.0; L];
+        for l in 0..L {
+            let a = x[l].abs().min(ERF_END);
+            let i = ((a * ERF_PER_UNIT) as i32).min(ERF_INTERVALS as i32 - 1);
+            idx[l] = (i as u32) * ERF_TERMS as u32;
+            dx[l] = a - (i as f64 + 0.5) / ERF_PER_UNIT;
+        }
+        let t = self.table;
+        assert!(t.len() == ERF_INTERVALS * ERF_TERMS);
+        for l in 0..L {
+            // SAFETY: idx[l] <= (ERF_INTERVALS - 1) * ERF_TERMS, so + ERF_TERMS - 1 is in bounds (asserted length).
+            p[l] = unsafe { *t.get_unchecked(idx[l] as usize + ERF_TERMS - 1) };
+        }
+        for j in (0..ERF_TERMS - 1).rev() {
+            for l in 0..L {
+                // SAFETY: as above, j < ERF_TERMS.
+                p[l] = p[l] * dx[l] + unsafe { *t.get_unchecked(idx[l] as usize + j) };
+            }
+        }
+        for l in 0..L {
+            let y = if x[l].abs() < ERF_END { p[l] } else { 1.0 };
+            x[l] = y.copysign(x[l]);
+        }
+    }
+
+    /// `erf(x)`: a table lookup and a degree-7 polynomial.
+    #[inline(always)]
+    pub fn eval(&self, x: f64) -> f64 {
+        let a = x.abs().min(ERF_END);
+        // a in [0, 6]: interval 0..95 (6.0 itself goes to the last one)
+        let i = ((a * ERF_PER_UNIT) as usize).min(ERF_INTERVALS - 1);
+        let dx = a - (i as f64 + 0.5) / ERF_PER_UNIT;
+        let c = &self.table[i * ERF_TERMS..(i + 1) * ERF_TERMS];
+        let mut p = c[ERF_TERMS - 1];
+        for &ck in c[..ERF_TERMS - 1].iter().rev() {
+            p = p * dx + ck;
+        }
+        let y = if x.abs() < ERF_END { p } else { 1.0 };
+        y.copysign(x)
+    }
+}
