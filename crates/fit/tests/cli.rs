@@ -3,26 +3,13 @@
 //! input that leave good outputs untouched.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use nnqft_testkit::{ok, repo, run};
+use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_nnqft-fit");
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
-}
-
 fn sibling(name: &str) -> PathBuf {
     Path::new(BIN).with_file_name(name)
-}
-
-fn run(bin: &Path, args: &[&str]) -> Output {
-    Command::new(bin).args(args).current_dir(repo()).output().unwrap()
-}
-
-fn ok(bin: &Path, args: &[&str]) -> String {
-    let out = run(bin, args);
-    assert!(out.status.success(), "{} {args:?}: {}", bin.display(), String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn err_line(args: &[&str], needles: &[&str]) {

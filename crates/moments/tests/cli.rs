@@ -2,24 +2,10 @@
 //! corrupt or foreign samples (one error line, outputs untouched).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use nnqft_testkit::{ok, repo, run};
 
 const BIN: &str = env!("CARGO_BIN_EXE_nnqft-moments");
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
-}
-
-fn run(bin: &Path, args: &[&str]) -> Output {
-    Command::new(bin).args(args).current_dir(repo()).output().unwrap()
-}
-
-fn ok(bin: &Path, args: &[&str]) -> String {
-    let out = run(bin, args);
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 fn err_line(args: &[&str], needles: &[&str]) {
     let out = run(Path::new(BIN), args);

@@ -2,24 +2,10 @@
 //! section 7, and the report of the smoke pipeline (markdown + images),
 //! resumable and deterministic.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use nnqft_testkit::{ok, repo, run};
 
 const BIN: &str = env!("CARGO_BIN_EXE_nnqft-rg");
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
-}
-
-fn run(bin: &Path, args: &[&str]) -> Output {
-    Command::new(bin).args(args).current_dir(repo()).output().unwrap()
-}
-
-fn ok(bin: &Path, args: &[&str]) -> String {
-    let out = run(bin, args);
-    assert!(out.status.success(), "{} {args:?}: {}", bin.display(), String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// Every stage of `pipeline` into `data`; returns rg's stdout.
 fn all(pipeline: &str, data: &Path) -> String {

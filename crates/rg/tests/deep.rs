@@ -8,24 +8,11 @@
 use arrow::array::{Float64Array, StringArray, UInt32Array};
 use nnqft_core::deep::relu_exact_kurtosis;
 use nnqft_store::tables::{column, read_table};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use nnqft_testkit::{ok, repo, run};
+use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_nnqft-rg");
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
-}
-
-fn run(bin: &Path, args: &[&str]) -> Output {
-    Command::new(bin).args(args).current_dir(repo()).output().unwrap()
-}
-
-fn ok(bin: &Path, args: &[&str]) -> String {
-    let out = run(bin, args);
-    assert!(out.status.success(), "{} {args:?}: {}", bin.display(), String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 const PIPELINE: &str = r#"name = "deep-ci"
 seed = 32
