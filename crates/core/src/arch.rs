@@ -21,6 +21,11 @@ pub struct ArchSpec {
     pub sigma_b: f64,
     #[serde(default = "one")]
     pub hidden_layers: usize,
+    /// Deep nets: the width of hidden layer l is `max(1, round(r_l N))` for
+    /// the scanned width N (default: every layer N). Not serialised when
+    /// absent, so config hashes without it are unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer_width_ratios: Option<Vec<f64>>,
     /// Widths to sample for this family only (default: `sample.widths`).
     /// Not serialised when absent, so config hashes of pipelines without it
     /// are unchanged.
@@ -69,8 +74,26 @@ impl ArchSpec {
             sigma_w,
             sigma_b,
             hidden_layers: 1,
+            layer_width_ratios: None,
             widths: None,
             inputs,
+        }
+    }
+
+    /// The widths of the hidden layers 1..=L at scanned width `n`.
+    ///
+    /// ```
+    /// # use nnqft_core::{ArchSpec, Activation};
+    /// let mut a = ArchSpec::single("t", Activation::Relu, 1.0, 0.0, vec![vec![1.0]]);
+    /// a.hidden_layers = 3;
+    /// assert_eq!(a.layer_widths(32), [32, 32, 32]);
+    /// a.layer_width_ratios = Some(vec![1.0, 2.0, 0.5]);
+    /// assert_eq!(a.layer_widths(32), [32, 64, 16]);
+    /// ```
+    pub fn layer_widths(&self, n: usize) -> Vec<usize> {
+        match &self.layer_width_ratios {
+            Some(r) => r.iter().map(|x| ((x * n as f64).round() as usize).max(1)).collect(),
+            None => vec![n; self.hidden_layers],
         }
     }
 

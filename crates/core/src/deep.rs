@@ -98,6 +98,64 @@ pub fn relu_exact_kurtosis(n: usize, l: usize) -> f64 {
     3.0 * ((1.0 + 5.0 / n as f64).powi(l as i32 - 1) - 1.0)
 }
 
+/// The exact relu kurtosis with hidden widths `n_1..n_L` (`widths`):
+/// `3 [prod_{m < l} (1 + 5 / n_m) - 1]` at layer `l`.
+pub fn relu_exact_kurtosis_widths(widths: &[usize], l: usize) -> f64 {
+    3.0 * (widths[..l - 1].iter().map(|&n| 1.0 + 5.0 / n as f64).product::<f64>() - 1.0)
+}
+
+/// What theory says about one layer of a deep arch at one input.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LayerTheory {
+    pub layer: usize,
+    /// The infinite-width kernel `K^(l)`.
+    pub k: f64,
+    /// Leading-order excess kurtosis `3 v^(l) / K^2`, with the per-layer
+    /// vertex `v^(l+1) = C_W^2 [<s^4> - <s^2>^2] / n_l + chi_par^2 v^(l)`
+    /// (`= 3 V / (n K^2)` for equal widths).
+    pub kurtosis: f64,
+    /// The exact finite-width kurtosis where known (relu, `C_b = 0`), else NaN.
+    pub exact: f64,
+}
+
+/// [`LayerTheory`] for layers `1..=L + 1` of `arch` at input `x` and scanned width `n`
+/// (hidden widths from [`ArchSpec::layer_widths`]).
+///
+/// ```
+/// use nnqft_core::{ArchSpec, Activation, deep::layer_theory};
+/// let mut a = ArchSpec::single("r", Activation::Relu, 2f64.sqrt(), 0.0, vec![vec![1.0]]);
+/// a.hidden_layers = 2;
+/// a.layer_width_ratios = Some(vec![1.0, 0.5]);
+/// let t = layer_theory(&a, &[1.0], 32);
+/// assert!((t[2].exact - 3.0 * ((1.0 + 5.0 / 32.0) * (1.0 + 5.0 / 16.0) - 1.0)).abs() < 1e-12);
+/// assert!((t[2].kurtosis - (15.0 / 32.0 + 15.0 / 16.0)).abs() < 1e-12);
+/// ```
+pub fn layer_theory(arch: &ArchSpec, x: &[f64], n: usize) -> Vec<LayerTheory> {
+    let (c_w, c_b) = (arch.sigma_w * arch.sigma_w, arch.sigma_b * arch.sigma_b);
+    let widths = arch.layer_widths(n);
+    let rec = recursion(arch.activation, c_w, c_b, k1(arch, x), arch.hidden_layers);
+    let relu_exact = arch.activation == Activation::Relu && c_b == 0.0;
+    let mut v = 0.0;
+    rec.iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let l = i + 1;
+            if l > 1 {
+                // increment of V from layer l-1 to l, divided by that layer's width
+                let prev = &rec[i - 1];
+                let inc = p.v - prev.chi_par * prev.chi_par * prev.v;
+                v = inc / widths[l - 2] as f64 + prev.chi_par * prev.chi_par * v;
+            }
+            LayerTheory {
+                layer: l,
+                k: p.k,
+                kurtosis: 3.0 * v / (p.k * p.k),
+                exact: if relu_exact { relu_exact_kurtosis_widths(&widths, l) } else { f64::NAN },
+            }
+        })
+        .collect()
+}
+
 /// `K^(1)` of one input: `C_b + C_W |x|^2 / d`.
 pub fn k1(arch: &ArchSpec, x: &[f64]) -> f64 {
     arch.s(x, x)
@@ -129,7 +187,7 @@ fn cholesky_psd(g: &[f64], k: usize, c: &mut [f64]) {
     }
 }
 
-/// Draws deep networks (`hidden_layers = L`, width `n`) and records, for
+/// Draws deep networks (`hidden_layers = L`, widths `n_1..n_L`) and records, for
 /// every input, the pre-activation of unit 0 at every layer `1..=L + 1`.
 ///
 /// Rather than drawing the `n x n` weight matrices, each layer is drawn from
@@ -139,8 +197,8 @@ fn cholesky_psd(g: &[f64], k: usize, c: &mut [f64]) {
 /// covariance `G_ab = C_b + C_W / n_{l-1} h(x_a).h(x_b)`. So `z_i = C xi_i`
 /// with `C` the Cholesky factor of `G` and `xi_i` standard normal: the same
 /// joint distribution of every pre-activation of every layer at every
-/// input as the explicit-weight network, for `(L n + 1) k` normals per net
-/// instead of `~L n^2` (drawn layer by layer, unit by unit, input by input).
+/// input as the explicit-weight network, for `(n_1 + .. + n_L + 1) k` normals
+/// per net instead of `~L n^2` (drawn layer by layer, unit by unit, input by input).
 ///
 /// ```
 /// use nnqft_core::{ArchSpec, Activation, deep::DeepSampler, rng::StreamKey};
@@ -154,7 +212,10 @@ fn cholesky_psd(g: &[f64], k: usize, c: &mut [f64]) {
 pub struct DeepSampler {
     act: Activation,
     k: usize,
-    n: usize,
+    /// Hidden widths n_1..n_L.
+    widths: Vec<usize>,
+    /// Stride of `h` (the largest hidden width).
+    stride: usize,
     layers: usize,
     c_w: f64,
     c_b: f64,
@@ -168,10 +229,13 @@ pub struct DeepSampler {
 }
 
 impl DeepSampler {
-    /// A sampler for `arch` (any `hidden_layers >= 1`) at width `n >= 1`.
+    /// A sampler for `arch` (any `hidden_layers >= 1`) at width `n >= 1`
+    /// (hidden widths [`ArchSpec::layer_widths`]`(n)`).
     pub fn new(arch: &ArchSpec, n: usize) -> Self {
         assert!(n >= 1, "width must be >= 1");
         let k = arch.k();
+        let widths = arch.layer_widths(n);
+        let stride = widths.iter().copied().max().unwrap_or(1);
         let mut gram = vec![0.0; k * k];
         for a in 0..k {
             for b in 0..k {
@@ -183,14 +247,15 @@ impl DeepSampler {
         DeepSampler {
             act: arch.activation,
             k,
-            n,
+            widths,
+            stride,
             layers: arch.hidden_layers,
             c_w: arch.sigma_w * arch.sigma_w,
             c_b: arch.sigma_b * arch.sigma_b,
             chol1,
             gram,
             chol: vec![0.0; k * k],
-            h: vec![0.0; k * n],
+            h: vec![0.0; k * stride],
             xi: vec![0.0; k],
         }
     }
@@ -200,19 +265,19 @@ impl DeepSampler {
         self.k * (self.layers + 1)
     }
 
-    /// Standard normals drawn per net: `(L n + 1) k`.
+    /// Standard normals drawn per net: `(n_1 + .. + n_L + 1) k`.
     pub fn normals_per_net(&self) -> usize {
-        (self.layers * self.n + 1) * self.k
+        (self.widths.iter().sum::<usize>() + 1) * self.k
     }
 
     /// Draws one net; `out[l * k + a]` = unit 0's pre-activation at layer
     /// `l + 1` and input `a` (`l = L` is the output `f`).
     pub fn sample_net<R: Rng + ?Sized>(&mut self, rng: &mut R, out: &mut [f64]) {
-        let (k, n) = (self.k, self.n);
+        let (k, stride) = (self.k, self.stride);
         for l in 0..=self.layers {
-            let units = if l == self.layers { 1 } else { n };
+            let units = if l == self.layers { 1 } else { self.widths[l] };
             if l > 0 {
-                self.gram_of_h();
+                self.gram_of_h(self.widths[l - 1]);
                 cholesky_psd(&self.gram, k, &mut self.chol);
             }
             let chol = if l == 0 { &self.chol1 } else { &self.chol };
@@ -229,19 +294,19 @@ impl DeepSampler {
                     if l < self.layers {
                         // h of the previous layer is no longer needed once its
                         // gram (and so chol) is built.
-                        self.h[a * n + i] = self.act.raw(z);
+                        self.h[a * stride + i] = self.act.raw(z);
                     }
                 }
             }
         }
     }
 
-    /// `G_ab = C_b + C_W / n h(x_a).h(x_b)` of the current activations.
-    fn gram_of_h(&mut self) {
-        let (k, n) = (self.k, self.n);
+    /// `G_ab = C_b + C_W / n h(x_a).h(x_b)` of the current activations (width `n`).
+    fn gram_of_h(&mut self, n: usize) {
+        let (k, s) = (self.k, self.stride);
         for a in 0..k {
             for b in 0..=a {
-                let dot: f64 = self.h[a * n..(a + 1) * n].iter().zip(&self.h[b * n..(b + 1) * n]).map(|(x, y)| x * y).sum();
+                let dot: f64 = self.h[a * s..a * s + n].iter().zip(&self.h[b * s..b * s + n]).map(|(x, y)| x * y).sum();
                 let g = self.c_b + self.c_w * dot / n as f64;
                 self.gram[a * k + b] = g;
                 self.gram[b * k + a] = g;

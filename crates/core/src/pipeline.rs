@@ -335,6 +335,17 @@ impl Pipeline {
             if !(1..=MAX_LAYERS).contains(&a.hidden_layers) {
                 return Err(err(at("hidden_layers"), format!("must be 1..{MAX_LAYERS} (got {})", a.hidden_layers)));
             }
+            if let Some(r) = &a.layer_width_ratios {
+                if a.hidden_layers < 2 {
+                    return Err(err(at("layer_width_ratios"), "only for deep nets (hidden_layers >= 2)"));
+                }
+                if r.len() != a.hidden_layers {
+                    return Err(err(at("layer_width_ratios"), format!("has {} entries for {} hidden layers", r.len(), a.hidden_layers)));
+                }
+                if let Some(v) = r.iter().find(|v| !(v.is_finite() && **v > 0.0 && **v <= 1e3)) {
+                    return Err(err(at("layer_width_ratios"), format!("ratios must be finite, > 0 and <= 1000 (got {v})")));
+                }
+            }
             if a.hidden_layers > 1 && a.activation == Activation::Gauss {
                 return Err(err(
                     at("activation"),

@@ -136,3 +136,41 @@ fn deep_sampler_homogeneity_and_determinism() {
         }
     }
 }
+
+/// Per-layer widths: the leading-order theory with equal widths is the
+/// recursion's 3 V / (n K^2), and the sampler reproduces the exact relu
+/// kurtosis 3 [prod_{m < l} (1 + 5 / n_m) - 1] with widths 6, 12, 4.
+#[test]
+fn per_layer_widths() {
+    use nnqft_core::deep::{layer_theory, relu_exact_kurtosis_widths};
+    let mut tanh = deep_arch(Activation::Tanh, 1.3, 0.1, 5, vec![vec![0.8]]);
+    let rec = recursion(Activation::Tanh, 1.3, 0.1, 0.8 * 0.8 * 1.3 + 0.1, 5);
+    for (t, r) in layer_theory(&tanh, &[0.8], 20).iter().zip(&rec) {
+        assert!((t.kurtosis - r.kurtosis(20)).abs() < 1e-14, "{} vs {}", t.kurtosis, r.kurtosis(20));
+        assert!(t.exact.is_nan());
+    }
+    tanh.layer_width_ratios = Some(vec![1.0, 2.0, 1.0, 1.0, 1.0]);
+    let t = layer_theory(&tanh, &[0.8], 20);
+    assert!(t[2].kurtosis < rec[2].kurtosis(20), "a wider layer 2 lowers the kurtosis of layer 3");
+
+    let (n, layers) = (8, 3);
+    let mut arch = deep_arch(Activation::Relu, 2.0, 0.0, layers, vec![vec![1.0]]);
+    arch.layer_width_ratios = Some(vec![0.75, 1.5, 0.5]);
+    let widths = arch.layer_widths(n);
+    assert_eq!(widths, [6, 12, 4]);
+    let mut s = DeepSampler::new(&arch, n);
+    assert_eq!(s.normals_per_net(), 6 + 12 + 4 + 1);
+    let bags: Vec<Vec<Vec<f32>>> = (0..20u32)
+        .map(|bag| s.sample_part(&mut StreamKey { seed: 6, arch: "deep", width: n, bag, part: 0 }.stream(), 20_000))
+        .collect();
+    let th = layer_theory(&arch, &[1.0], n);
+    for l in 1..=layers + 1 {
+        let col = if l == layers + 1 { 0 } else { l };
+        let vals: Vec<Vec<f64>> = bags.iter().map(|b| b[col].iter().map(|&x| x as f64).collect()).collect();
+        let (k, se) = kurtosis_over_bags(&vals);
+        let exact = relu_exact_kurtosis_widths(&widths, l);
+        assert_eq!(th[l - 1].exact, exact);
+        eprintln!("widths {widths:?} l = {l}: kurtosis {k:.4} +- {se:.4}, exact {exact:.4}");
+        assert!((k - exact).abs() < 3.5 * se + 1e-3, "l = {l}: {k} +- {se} vs {exact}");
+    }
+}

@@ -6,8 +6,8 @@
 use crate::reduce::{load_part, reduce_key};
 use anyhow::{Context, Result};
 use nnqft_cli::Progress;
-use nnqft_core::deep::{k1, recursion, relu_exact_kurtosis};
-use nnqft_core::{Activation, ArchSpec, Pipeline};
+use nnqft_core::deep::layer_theory;
+use nnqft_core::{ArchSpec, Pipeline};
 use nnqft_store::atomic::write_atomic;
 use nnqft_store::tables::Table;
 use rayon::prelude::*;
@@ -180,7 +180,7 @@ pub struct LayerRow {
 pub fn layer_rows(arch: &ArchSpec, r: &LayerReduced) -> Vec<LayerRow> {
     let (k, layers) = (arch.k(), arch.hidden_layers);
     let (c_w, c_b) = (arch.sigma_w * arch.sigma_w, arch.sigma_b * arch.sigma_b);
-    let theory: Vec<_> = arch.inputs.iter().map(|x| recursion(arch.activation, c_w, c_b, k1(arch, x), layers)).collect();
+    let theory: Vec<_> = arch.inputs.iter().map(|x| layer_theory(arch, x, r.width)).collect();
     let nb = r.bags.len();
     let mut rows: Vec<LayerRow> = (0..k * (layers + 1))
         .map(|c| {
@@ -191,8 +191,8 @@ pub fn layer_rows(arch: &ArchSpec, r: &LayerReduced) -> Vec<LayerRow> {
             let (g4c, g4c_se) = stat(&|(m2, m4)| m4 - 3.0 * m2 * m2);
             let (kurt, kurt_se) = stat(&kurtosis);
             let th = theory[point][layer - 1];
-            let exact = if arch.activation == Activation::Relu && c_b == 0.0 { relu_exact_kurtosis(r.width, layer) } else { f64::NAN };
-            let best = if exact.is_finite() { exact } else { th.kurtosis(r.width) };
+            let exact = th.exact;
+            let best = if exact.is_finite() { exact } else { th.kurtosis };
             LayerRow {
                 arch: arch.name.clone(),
                 activation: arch.activation.name().to_string(),
@@ -208,7 +208,7 @@ pub fn layer_rows(arch: &ArchSpec, r: &LayerReduced) -> Vec<LayerRow> {
                 kurtosis: kurt,
                 kurtosis_stderr: kurt_se,
                 k_theory: th.k,
-                kurtosis_theory: th.kurtosis(r.width),
+                kurtosis_theory: th.kurtosis,
                 kurtosis_exact: exact,
                 z: (kurt - best) / kurt_se,
             }

@@ -8,7 +8,7 @@
 use crate::{FlowRow, SlopeRow};
 use anyhow::{Result, bail};
 use arrow::array::{Float64Array, StringArray, UInt32Array};
-use nnqft_core::deep::{k1, recursion, relu_exact_kurtosis};
+use nnqft_core::deep::{k1, layer_theory, recursion};
 use nnqft_core::{Activation, ArchSpec, Pipeline};
 use nnqft_moments::layers::{jackknife, kurtosis, pooled};
 use nnqft_store::tables::{column, read_table};
@@ -93,11 +93,8 @@ pub fn non_trivial_fixed_point(arch: &ArchSpec) -> Option<(f64, f64)> {
 /// The layer flow of one deep arch at one width.
 pub fn layer_flow(arch: &ArchSpec, width: usize, bags: &LayerBags) -> Result<(Vec<FlowRow>, Vec<SlopeRow>)> {
     let layers = arch.hidden_layers;
-    let (c_w, c_b) = (arch.sigma_w * arch.sigma_w, arch.sigma_b * arch.sigma_b);
-    let th = recursion(arch.activation, c_w, c_b, k1(arch, &arch.inputs[0]), layers);
-    let exact_kurt = |l: usize| {
-        if arch.activation == Activation::Relu && c_b == 0.0 { relu_exact_kurtosis(width, l) } else { th[l - 1].kurtosis(width) }
-    };
+    let th = layer_theory(arch, &arch.inputs[0], width);
+    let exact_kurt = |l: usize| if th[l - 1].exact.is_finite() { th[l - 1].exact } else { th[l - 1].kurtosis };
     let mut per_layer = Vec::new();
     for l in 1..=layers + 1 {
         let Some(b) = bags.get(&(arch.name.clone(), width, l)) else {
@@ -217,9 +214,9 @@ pub fn format_layer_table(p: &Pipeline, flow: &[FlowRow]) -> String {
         let arch = p.arch(&k.arch).expect("arch");
         let (c_w, c_b) = (arch.sigma_w * arch.sigma_w, arch.sigma_b * arch.sigma_b);
         let l = k.scale as usize;
-        let th = recursion(arch.activation, c_w, c_b, k1(arch, &arch.inputs[0]), arch.hidden_layers);
+        let th = layer_theory(arch, &arch.inputs[0], k.width);
         let kt = flow.iter().find(|r| r.kind == "layer" && r.coupling == "kurtosis" && r.arch == k.arch && r.width == k.width && r.scale == k.scale);
-        let exact = if arch.activation == Activation::Relu && c_b == 0.0 { relu_exact_kurtosis(k.width, l) } else { f64::NAN };
+        let exact = th[l - 1].exact;
         let (kv, kse, z) = kt.map_or((f64::NAN, f64::NAN, f64::NAN), |r| (r.value, r.stderr, (r.value - r.exact) / r.stderr));
         let _ = writeln!(
             s,
@@ -233,7 +230,7 @@ pub fn format_layer_table(p: &Pipeline, flow: &[FlowRow]) -> String {
             num(th[l - 1].k),
             num(kv),
             num(kse),
-            num(th[l - 1].kurtosis(k.width)),
+            num(th[l - 1].kurtosis),
             num(exact),
             if z.is_finite() { format!("{z:.2}") } else { "-".into() }
         );

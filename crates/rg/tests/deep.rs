@@ -146,6 +146,8 @@ fn bad_deep_configs_are_refused() {
         ("activation = \"tanh\"", "activation = \"gauss\"", "sample.arch[1].activation"),
         ("hidden_layers = 3", "hidden_layers = 0", "sample.arch[1].hidden_layers"),
         ("hidden_layers = 3", "hidden_layers = 1000", "sample.arch[1].hidden_layers"),
+        ("hidden_layers = 3", "hidden_layers = 3\nlayer_width_ratios = [1.0, 2.0]", "sample.arch[1].layer_width_ratios"),
+        ("hidden_layers = 3", "hidden_layers = 3\nlayer_width_ratios = [1.0, 0.0, 1.0]", "sample.arch[1].layer_width_ratios"),
     ] {
         let pipe = tmp.path().join("bad.toml");
         std::fs::write(&pipe, PIPELINE.replace(from, to)).unwrap();
