@@ -612,13 +612,15 @@ pub fn format_report(p: &Pipeline, flow: &[FlowRow], slopes: &[SlopeRow], plots:
     use std::fmt::Write;
     let mut s = String::new();
     let _ = writeln!(s, "# RG report: {}\n", p.name);
-    let _ = writeln!(
-        s,
-        "Slopes are d log|coupling| / d log scale by weighted least squares (weights from the bag errors); \
-         stderr is the spread of the per-bag slopes / sqrt(bags). `exact` is the same fit to the couplings \
-         computed from the exact finite-N deviations (THEORY section 4), `asymptotic` what THEORY sections 6-7 \
-         say the slope tends to, `seed` what the seed talks claim. Nothing is tuned toward either.\n"
-    );
+    if slopes.iter().any(|r| r.kind != "layer") {
+        let _ = writeln!(
+            s,
+            "Slopes are d log|coupling| / d log scale by weighted least squares (weights from the bag errors); \
+             stderr is the spread of the per-bag slopes / sqrt(bags). `exact` is the same fit to the couplings \
+             computed from the exact finite-N deviations (THEORY section 4), `asymptotic` what THEORY sections 6-7 \
+             say the slope tends to, `seed` what the seed talks claim. Nothing is tuned toward either.\n"
+        );
+    }
     for (kind, title) in [
         ("cutoff", "Cutoff flow: lambda_bar(L) (THEORY section 7)"),
         ("sigma_w", "sigma_W flow: u4, u6 (THEORY section 6, seed 001)"),
@@ -634,7 +636,8 @@ pub fn format_report(p: &Pipeline, flow: &[FlowRow], slopes: &[SlopeRow], plots:
                 s,
                 "Input point 0, unit 0's pre-activation at layer l (l = L + 1 is the output). `K recursion` and \
                  `recursion (1/n)` are THEORY section 8's recursions (infinite-width K, leading-order kurtosis \
-                 3 V / (n K^2)); `exact` is 3 [(1 + 5/n)^(l-1) - 1] (relu, C_b = 0). The last column compares with \
+                 3 v / K^2, v accumulated with each layer's width); `exact` is 3 [prod_(m<l) (1 + 5/n_m) - 1] \
+                 (relu, C_b = 0). The last column compares with \
                  exact where known, else with the recursion.\n"
             );
             s.push_str(&layers::format_layer_table(p, flow));
