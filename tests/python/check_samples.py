@@ -22,18 +22,32 @@ per_part = s.get("nets_per_part", 65536)
 parts = -(-s["nets_per_bag"] // per_part)
 archs = {a["name"]: a for a in s["arch"]}
 
+
+def widths_of(a):
+    return a.get("widths", s["widths"])
+
+
+def columns(a):
+    """f0..f{k-1}, then for deep nets l{l}_f{j} per hidden layer (README "Deep networks")."""
+    k, layers = len(a["inputs"]), a.get("hidden_layers", 1)
+    names = [f"f{j}" for j in range(k)]
+    if layers > 1:
+        names += [f"l{l}_f{j}" for l in range(1, layers + 1) for j in range(k)]
+    return names
+
+
+pairs = sum(len(widths_of(a)) for a in archs.values())
 files = sorted(glob.glob(f"{data}/samples/**/*.parquet", recursive=True))
-assert len(files) == len(archs) * len(s["widths"]) * s["bags"] * parts, len(files)
+assert len(files) == pairs * s["bags"] * parts, len(files)
 checked = 0
 for path in files:
     rel = os.path.relpath(path, f"{data}/samples").split(os.sep)
     arch, width, bag = rel[0][5:], int(rel[1][6:]), int(rel[2][4:])
     part = int(rel[3][5:10])
     a = archs[arch]
-    k = len(a["inputs"])
     pf = pq.ParquetFile(path)
     schema = pf.schema_arrow
-    assert schema.names == [f"f{j}" for j in range(k)], (path, schema.names)
+    assert schema.names == columns(a), (path, schema.names)
     assert all(str(t) == "float" for t in schema.types), (path, schema.types)
     meta = json.loads(pf.metadata.metadata[b"nnqft"])
     want_nets = min(per_part, s["nets_per_bag"] - part * per_part)
@@ -50,13 +64,15 @@ first = next(iter(archs))
 dset = ds.dataset(f"{data}/samples/arch={first}", format="parquet", partitioning="hive")
 t = dset.to_table()
 assert {"width", "bag"} <= set(t.column_names), t.column_names
-assert t.num_rows == len(s["widths"]) * s["bags"] * s["nets_per_bag"]
+assert t.num_rows == len(widths_of(archs[first])) * s["bags"] * s["nets_per_bag"]
 
 # polars over the whole tree: archs with fewer inputs get nulls in the extra columns.
-df = pl.scan_parquet(f"{data}/samples/**/*.parquet", hive_partitioning=True, missing_columns="insert").collect()
+df = pl.scan_parquet(
+    f"{data}/samples/**/*.parquet", hive_partitioning=True, missing_columns="insert", extra_columns="ignore"
+).collect()
 assert {"arch", "width", "bag"} <= set(df.columns), df.columns
 counts = df.group_by("arch", "width", "bag").len()
-assert counts.height == len(archs) * len(s["widths"]) * s["bags"], counts
+assert counts.height == pairs * s["bags"], counts
 assert (counts["len"] == s["nets_per_bag"]).all(), counts
 
 inputs = pq.read_table(f"{data}/inputs.parquet")

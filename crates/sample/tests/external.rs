@@ -43,4 +43,7 @@ fn readme_example_runs() {
     run_ok(&["--pipeline", &pipe, "--data", data.to_str().unwrap()]);
     std::fs::write(tmp.path().join("example.py"), code).unwrap();
     python(&["example.py"], tmp.path());
+    // and the external check on quick's layout (per-arch widths, a deep arch's per-layer columns)
+    let script = repo().join("tests/python/check_samples.py");
+    python(&[script.to_str().unwrap(), data.to_str().unwrap(), &pipe], tmp.path());
 }
