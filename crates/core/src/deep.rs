@@ -13,7 +13,8 @@ use rand_distr::{Distribution, StandardNormal};
 
 /// Version of the deep sampling algorithm; enters the config hash of deep
 /// archs (`hidden_layers > 1`) only.
-pub const DEEP_SAMPLER_VERSION: u32 = 1;
+/// 1: libm activations; 2: the activations of [`crate::fastmath`].
+pub const DEEP_SAMPLER_VERSION: u32 = 2;
 
 /// The layer recursion at one layer (single input, leading order in 1/n).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -199,6 +200,7 @@ fn cholesky_psd(g: &[f64], k: usize, c: &mut [f64]) {
 /// joint distribution of every pre-activation of every layer at every
 /// input as the explicit-weight network, for `(n_1 + .. + n_L + 1) k` normals
 /// per net instead of `~L n^2` (drawn layer by layer, unit by unit, input by input).
+/// Activations are those of [`crate::fastmath`] (within 1.2e-14 of libm).
 ///
 /// ```
 /// use nnqft_core::{ArchSpec, Activation, deep::DeepSampler, rng::StreamKey};
@@ -211,6 +213,7 @@ fn cholesky_psd(g: &[f64], k: usize, c: &mut [f64]) {
 /// ```
 pub struct DeepSampler {
     act: Activation,
+    erf: crate::fastmath::Erf,
     k: usize,
     /// Hidden widths n_1..n_L.
     widths: Vec<usize>,
@@ -246,6 +249,7 @@ impl DeepSampler {
         cholesky_psd(&gram, k, &mut chol1);
         DeepSampler {
             act: arch.activation,
+            erf: crate::fastmath::Erf::new(),
             k,
             widths,
             stride,
@@ -294,7 +298,12 @@ impl DeepSampler {
                     if l < self.layers {
                         // h of the previous layer is no longer needed once its
                         // gram (and so chol) is built.
-                        self.h[a * stride + i] = self.act.raw(z);
+                        self.h[a * stride + i] = match self.act {
+                            Activation::Relu => z.max(0.0),
+                            Activation::Tanh => crate::fastmath::tanh(z),
+                            Activation::Erf => self.erf.eval(z),
+                            Activation::Gauss => crate::fastmath::exp(z),
+                        };
                     }
                 }
             }
