@@ -3,14 +3,11 @@
 //! pre-activation, with bag errors, beside the layer recursion and (relu,
 //! `C_b = 0`) the exact finite-width kurtosis. Writes `layers.parquet`.
 
-use crate::reduce::{load_part, reduce_key};
-use anyhow::{Context, Result};
-use nnqft_cli::Progress;
+use crate::reduce::{bag_sums, load_cached, reduce_key, store_cached};
+use anyhow::Result;
 use nnqft_core::deep::layer_theory;
 use nnqft_core::{ArchSpec, Pipeline};
-use nnqft_store::atomic::write_atomic;
 use nnqft_store::tables::Table;
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -47,60 +44,41 @@ pub fn reduce_layers(p: &Pipeline, data: &Path, force: bool) -> Result<Vec<Layer
         .iter()
         .map(|&(a, w)| {
             let arch = &p.sample.arch[a];
-            let want = key(p, arch, w);
-            let text = std::fs::read_to_string(cache_path(data, &arch.name, w)).ok().filter(|_| !force)?;
-            serde_json::from_str::<LayerReduced>(&text).ok().filter(|r| r.key == want)
+            load_cached(&cache_path(data, &arch.name, w), force, |r: &LayerReduced| r.key == key(p, arch, w))
         })
         .collect();
     let todo: Vec<usize> = (0..pairs.len()).filter(|&i| done[i].is_none()).collect();
-    let parts = p.parts_per_bag();
-    let units: Vec<(usize, u32, u32)> =
-        todo.iter().flat_map(|&i| (0..p.sample.bags).flat_map(move |b| (0..parts).map(move |q| (i, b, q)))).collect();
-    let total: u64 = units.iter().map(|&(_, _, q)| p.nets_in_part(q)).sum();
-    let progress = Progress::new(&format!("layers {}", p.name), total, "nets");
-    let sums: Vec<Vec<(f64, f64)>> = units
-        .par_iter()
-        .map(|&(i, bag, part)| {
-            let (a, w) = pairs[i];
-            let cols = load_part(p, data, &p.sample.arch[a], w, bag, part)?;
-            progress.inc(p.nets_in_part(part));
-            Ok(cols
-                .iter()
+    let todo_pairs: Vec<(usize, usize)> = todo.iter().map(|&i| pairs[i]).collect();
+    let sums = bag_sums(
+        p,
+        data,
+        &todo_pairs,
+        "layers",
+        |_, cols| -> Vec<(f64, f64)> {
+            cols.iter()
                 .map(|c| {
                     c.iter().fold((0.0, 0.0), |(s2, s4), &x| {
                         let x2 = (x as f64) * (x as f64);
                         (s2 + x2, s4 + x2 * x2)
                     })
                 })
-                .collect())
-        })
-        .collect::<Result<_>>()?;
-    progress.finish();
-    let mut it = sums.into_iter();
-    for &i in &todo {
+                .collect()
+        },
+        |acc, s| {
+            acc.resize(s.len(), (0.0, 0.0));
+            acc.iter_mut().zip(s).for_each(|(t, (s2, s4))| {
+                t.0 += s2;
+                t.1 += s4;
+            });
+        },
+    )?;
+    let n = p.sample.nets_per_bag as f64;
+    for (&i, bags) in todo.iter().zip(sums) {
         let (a, w) = pairs[i];
         let arch = &p.sample.arch[a];
-        let n = p.sample.nets_per_bag as f64;
-        let bags = (0..p.sample.bags)
-            .map(|_| {
-                let mut acc: Vec<(f64, f64)> = Vec::new();
-                for _ in 0..parts {
-                    let s = it.next().expect("one sum per unit");
-                    acc.resize(s.len(), (0.0, 0.0));
-                    acc.iter_mut().zip(s).for_each(|(t, (s2, s4))| {
-                        t.0 += s2;
-                        t.1 += s4;
-                    });
-                }
-                acc.into_iter().map(|(s2, s4)| (s2 / n, s4 / n)).collect()
-            })
-            .collect();
+        let bags = bags.into_iter().map(|acc| acc.into_iter().map(|(s2, s4)| (s2 / n, s4 / n)).collect()).collect();
         let r = LayerReduced { key: key(p, arch, w), arch: arch.name.clone(), width: w, bags };
-        let json = serde_json::to_vec(&r)?;
-        write_atomic(&cache_path(data, &arch.name, w), |f| {
-            use std::io::Write;
-            f.write_all(&json).context("write cache")
-        })?;
+        store_cached(&cache_path(data, &arch.name, w), &r)?;
         done[i] = Some(r);
     }
     Ok(done.into_iter().map(|r| r.expect("every pair reduced")).collect())
@@ -179,7 +157,7 @@ pub struct LayerRow {
 /// The rows of one reduced deep (arch, width).
 pub fn layer_rows(arch: &ArchSpec, r: &LayerReduced) -> Vec<LayerRow> {
     let (k, layers) = (arch.k(), arch.hidden_layers);
-    let (c_w, c_b) = (arch.sigma_w * arch.sigma_w, arch.sigma_b * arch.sigma_b);
+    let (c_w, c_b) = arch.variances();
     let theory: Vec<_> = arch.inputs.iter().map(|x| layer_theory(arch, x, r.width)).collect();
     let nb = r.bags.len();
     let mut rows: Vec<LayerRow> = (0..k * (layers + 1))

@@ -9,6 +9,7 @@ use nnqft_core::{ArchSpec, Pipeline};
 use nnqft_store::atomic::write_atomic;
 use nnqft_store::samples::{part_path, read_part};
 use rayon::prelude::*;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -44,17 +45,66 @@ pub fn cache_path(data: &Path, arch: &str, width: usize) -> PathBuf {
     data.join("cache").join("moments").join(format!("arch={arch}")).join(format!("width={width}.json"))
 }
 
-fn load_cache(path: &Path, key: &str) -> Option<Reduced> {
+/// A cached reduction at `path`, unless `force` or it fails `valid` (a stale key).
+pub(crate) fn load_cached<T: DeserializeOwned>(path: &Path, force: bool, valid: impl Fn(&T) -> bool) -> Option<T> {
+    if force {
+        return None;
+    }
     let text = std::fs::read_to_string(path).ok()?;
-    let r: Reduced = serde_json::from_str(&text).ok()?;
-    (r.key == key).then_some(r)
+    serde_json::from_str(&text).ok().filter(|r| valid(r))
 }
 
-/// Sums of one part file, checked against what the pipeline expects of it.
-fn reduce_part(p: &Pipeline, data: &Path, arch: &ArchSpec, width: usize, bag: u32, part: u32, tree: &ProductTree) -> Result<BTreeMap<usize, Vec<f64>>> {
-    let cols = load_part(p, data, arch, width, bag, part)?;
-    let refs: Vec<&[f32]> = cols.iter().map(|c| c.as_slice()).collect();
-    Ok(tree.sums(&refs, None))
+/// Writes a reduction to its cache file atomically.
+pub(crate) fn store_cached<T: Serialize>(path: &Path, r: &T) -> Result<()> {
+    let json = serde_json::to_vec(r)?;
+    write_atomic(path, |f| {
+        use std::io::Write;
+        f.write_all(&json).context("write cache")
+    })
+}
+
+/// Per-bag sums over the part files of each (arch index, width) in `pairs`:
+/// `part_sums(arch, columns)` reduces one checked part, `add` accumulates
+/// into a bag's total. Parts are reduced in parallel and added in part order,
+/// so the result does not depend on the thread count. Returns `[pair][bag]`.
+pub(crate) fn bag_sums<S: Default + Send>(
+    p: &Pipeline,
+    data: &Path,
+    pairs: &[(usize, usize)],
+    label: &str,
+    part_sums: impl Fn(usize, Vec<Vec<f32>>) -> S + Sync,
+    add: impl Fn(&mut S, S),
+) -> Result<Vec<Vec<S>>> {
+    let parts = p.parts_per_bag();
+    let units: Vec<(usize, u32, u32)> =
+        (0..pairs.len()).flat_map(|i| (0..p.sample.bags).flat_map(move |b| (0..parts).map(move |q| (i, b, q)))).collect();
+    let total: u64 = units.iter().map(|&(_, _, q)| p.nets_in_part(q)).sum();
+    let progress = Progress::new(&format!("{label} {}", p.name), total, "nets");
+    let sums: Vec<S> = units
+        .par_iter()
+        .map(|&(i, bag, part)| {
+            let (a, w) = pairs[i];
+            let cols = load_part(p, data, &p.sample.arch[a], w, bag, part)?;
+            progress.inc(p.nets_in_part(part));
+            Ok(part_sums(a, cols))
+        })
+        .collect::<Result<_>>()?;
+    progress.finish();
+    let mut it = sums.into_iter();
+    Ok(pairs
+        .iter()
+        .map(|_| {
+            (0..p.sample.bags)
+                .map(|_| {
+                    let mut acc = S::default();
+                    for _ in 0..parts {
+                        add(&mut acc, it.next().expect("one sum per unit"));
+                    }
+                    acc
+                })
+                .collect()
+        })
+        .collect())
 }
 
 /// The columns of one part file (outputs first, then any hidden layers),
@@ -91,48 +141,33 @@ pub fn reduce_all(p: &Pipeline, data: &Path, force: bool) -> Result<(Vec<Reduced
         .iter()
         .map(|&(a, w)| {
             let arch = &p.sample.arch[a];
-            if force { None } else { load_cache(&cache_path(data, &arch.name, w), &reduce_key(p, arch, w)) }
+            load_cached(&cache_path(data, &arch.name, w), force, |r: &Reduced| r.key == reduce_key(p, arch, w))
         })
         .collect();
     let todo: Vec<usize> = (0..pairs.len()).filter(|&i| done[i].is_none()).collect();
     let cached = pairs.len() - todo.len();
-    let parts = p.parts_per_bag();
-    let units: Vec<(usize, u32, u32)> =
-        todo.iter().flat_map(|&i| (0..p.sample.bags).flat_map(move |b| (0..parts).map(move |q| (i, b, q)))).collect();
-    let total: u64 = units.iter().map(|&(_, _, q)| p.nets_in_part(q)).sum();
-    let progress = Progress::new(&format!("moments {}", p.name), total, "nets");
     let trees: Vec<ProductTree> = p.sample.arch.iter().map(|a| ProductTree::new(a.k(), &p.moments.orders)).collect();
-    let sums: Vec<BTreeMap<usize, Vec<f64>>> = units
-        .par_iter()
-        .map(|&(i, bag, part)| {
-            let (a, w) = pairs[i];
-            let s = reduce_part(p, data, &p.sample.arch[a], w, bag, part, &trees[a])?;
-            progress.inc(p.nets_in_part(part));
-            Ok(s)
-        })
-        .collect::<Result<_>>()?;
-    progress.finish();
-    let mut it = sums.into_iter();
-    for &i in &todo {
+    let todo_pairs: Vec<(usize, usize)> = todo.iter().map(|&i| pairs[i]).collect();
+    let sums = bag_sums(
+        p,
+        data,
+        &todo_pairs,
+        "moments",
+        |a, cols| {
+            let refs: Vec<&[f32]> = cols.iter().map(|c| c.as_slice()).collect();
+            trees[a].sums(&refs, None)
+        },
+        |acc, s| nnqft_core::tuples::add_sums(acc, s),
+    )?;
+    let n = p.sample.nets_per_bag as f64;
+    for (&i, mut bags) in todo.iter().zip(sums) {
         let (a, w) = pairs[i];
         let arch = &p.sample.arch[a];
-        let mut bags = Vec::with_capacity(p.sample.bags as usize);
-        for _ in 0..p.sample.bags {
-            let mut acc: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
-            for _ in 0..parts {
-                nnqft_core::tuples::add_sums(&mut acc, it.next().expect("one sum per unit"));
-            }
-            let n = p.sample.nets_per_bag as f64;
+        for acc in &mut bags {
             acc.values_mut().for_each(|v| v.iter_mut().for_each(|x| *x /= n));
-            bags.push(acc);
         }
         let r = Reduced { key: reduce_key(p, arch, w), arch: arch.name.clone(), width: w, nets_per_bag: p.sample.nets_per_bag, bags };
-        let path = cache_path(data, &arch.name, w);
-        let json = serde_json::to_vec(&r)?;
-        write_atomic(&path, |f| {
-            use std::io::Write;
-            f.write_all(&json).context("write cache")
-        })?;
+        store_cached(&cache_path(data, &arch.name, w), &r)?;
         done[i] = Some(r);
     }
     Ok((done.into_iter().map(|r| r.expect("every pair reduced")).collect(), cached))
