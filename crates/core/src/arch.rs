@@ -80,6 +80,11 @@ impl ArchSpec {
         }
     }
 
+    /// `(C_W, C_b) = (sigma_w^2, sigma_b^2)`, the deep-net variances (THEORY section 8).
+    pub fn variances(&self) -> (f64, f64) {
+        (self.sigma_w * self.sigma_w, self.sigma_b * self.sigma_b)
+    }
+
     /// The widths of the hidden layers 1..=L at scanned width `n`.
     ///
     /// ```

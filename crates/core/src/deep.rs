@@ -96,7 +96,7 @@ pub fn recursion(act: Activation, c_w: f64, c_b: f64, k1: f64, layers: usize) ->
 /// assert_eq!(nnqft_core::deep::relu_exact_kurtosis(32, 2), 0.46875);
 /// ```
 pub fn relu_exact_kurtosis(n: usize, l: usize) -> f64 {
-    3.0 * ((1.0 + 5.0 / n as f64).powi(l as i32 - 1) - 1.0)
+    relu_exact_kurtosis_widths(&vec![n; l - 1], l)
 }
 
 /// The exact relu kurtosis with hidden widths `n_1..n_L` (`widths`):
@@ -132,7 +132,7 @@ pub struct LayerTheory {
 /// assert!((t[2].kurtosis - (15.0 / 32.0 + 15.0 / 16.0)).abs() < 1e-12);
 /// ```
 pub fn layer_theory(arch: &ArchSpec, x: &[f64], n: usize) -> Vec<LayerTheory> {
-    let (c_w, c_b) = (arch.sigma_w * arch.sigma_w, arch.sigma_b * arch.sigma_b);
+    let (c_w, c_b) = arch.variances();
     let widths = arch.layer_widths(n);
     let rec = recursion(arch.activation, c_w, c_b, k1(arch, x), arch.hidden_layers);
     let relu_exact = arch.activation == Activation::Relu && c_b == 0.0;
@@ -247,6 +247,7 @@ impl DeepSampler {
         }
         let mut chol1 = vec![0.0; k * k];
         cholesky_psd(&gram, k, &mut chol1);
+        let (c_w, c_b) = arch.variances();
         DeepSampler {
             act: arch.activation,
             erf: crate::fastmath::Erf::new(),
@@ -254,8 +255,8 @@ impl DeepSampler {
             widths,
             stride,
             layers: arch.hidden_layers,
-            c_w: arch.sigma_w * arch.sigma_w,
-            c_b: arch.sigma_b * arch.sigma_b,
+            c_w,
+            c_b,
             chol1,
             gram,
             chol: vec![0.0; k * k],

@@ -45,20 +45,9 @@ pub fn load_layer_bags(path: &Path) -> Result<LayerBags> {
     Ok(out)
 }
 
-/// Weighted least squares line: (slope, intercept, chi2).
-fn wls_line(x: &[f64], y: &[f64], w: &[f64]) -> (f64, f64, f64) {
-    let slope = crate::wls_slope(x, y, w);
-    let sw: f64 = w.iter().sum();
-    let mx = x.iter().zip(w).map(|(a, b)| a * b).sum::<f64>() / sw;
-    let my = y.iter().zip(w).map(|(a, b)| a * b).sum::<f64>() / sw;
-    let icpt = my - slope * mx;
-    let chi2 = x.iter().zip(y).zip(w).map(|((a, b), c)| c * (b - icpt - slope * a).powi(2)).sum();
-    (slope, icpt, chi2)
-}
-
 /// What THEORY section 8 says the rate / exponent is (NaN where it is silent).
 fn asymptotic(arch: &ArchSpec, coupling: &str, quantity: &str) -> f64 {
-    let (c_w, c_b) = (arch.sigma_w * arch.sigma_w, arch.sigma_b * arch.sigma_b);
+    let (c_w, c_b) = arch.variances();
     let critical = |v: f64| (c_w - v).abs() < 1e-9 && c_b == 0.0;
     match (arch.activation, coupling, quantity) {
         // relu, C_b = 0: K^(l) = (C_W / 2)^(l-1) K^(1) exactly
@@ -79,7 +68,7 @@ fn asymptotic(arch: &ArchSpec, coupling: &str, quantity: &str) -> f64 {
 /// on it (relu at criticality stays at `K^(1)`); None when K runs to 0 or
 /// to infinity.
 pub fn non_trivial_fixed_point(arch: &ArchSpec) -> Option<(f64, f64)> {
-    let (c_w, c_b) = (arch.sigma_w * arch.sigma_w, arch.sigma_b * arch.sigma_b);
+    let (c_w, c_b) = arch.variances();
     let r = recursion(arch.activation, c_w, c_b, k1(arch, &arch.inputs[0]), 3000);
     let (a, b) = (r[r.len() - 2].k, r[r.len() - 1].k);
     let converged = b.is_finite() && b > 1e-9 && (b - a).abs() < 1e-10 * b;
@@ -137,7 +126,7 @@ pub fn layer_flow(arch: &ArchSpec, width: usize, bags: &LayerBags) -> Result<(Ve
         let mut rows = Vec::new();
         for (qi, quantity) in ["rate", "exponent"].into_iter().enumerate() {
             let x: Vec<f64> = ls.iter().map(|&l| if qi == 0 { l as f64 } else { (l as f64).ln() }).collect();
-            chi2[qi] = wls_line(&x, &est.iter().map(|e| ln(e.0)).collect::<Vec<_>>(), &w).2;
+            chi2[qi] = crate::wls_line(&x, &est.iter().map(|e| ln(e.0)).collect::<Vec<_>>(), &w).2;
             let (slope, stderr) = jackknife(nb, |keep| crate::wls_slope(&x, &ls.iter().map(|&l| ln(of(l, keep))).collect::<Vec<_>>(), &w));
             rows.push(SlopeRow {
                 arch: arch.name.clone(),
@@ -212,7 +201,7 @@ pub fn format_layer_table(p: &Pipeline, flow: &[FlowRow]) -> String {
     let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for k in flow.iter().filter(|r| r.kind == "layer" && r.coupling == "K") {
         let arch = p.arch(&k.arch).expect("arch");
-        let (c_w, c_b) = (arch.sigma_w * arch.sigma_w, arch.sigma_b * arch.sigma_b);
+        let (c_w, c_b) = arch.variances();
         let l = k.scale as usize;
         let th = layer_theory(arch, &arch.inputs[0], k.width);
         let kt = flow.iter().find(|r| r.kind == "layer" && r.coupling == "kurtosis" && r.arch == k.arch && r.width == k.width && r.scale == k.scale);

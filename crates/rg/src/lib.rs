@@ -82,12 +82,20 @@ pub struct SlopeRow {
 /// assert!((s - 2.0).abs() < 1e-12);
 /// ```
 pub fn wls_slope(x: &[f64], y: &[f64], w: &[f64]) -> f64 {
+    wls_line(x, y, w).0
+}
+
+/// Weighted least-squares line of y against x: (slope, intercept, chi2).
+pub fn wls_line(x: &[f64], y: &[f64], w: &[f64]) -> (f64, f64, f64) {
     let sw: f64 = w.iter().sum();
     let mx = x.iter().zip(w).map(|(a, b)| a * b).sum::<f64>() / sw;
     let my = y.iter().zip(w).map(|(a, b)| a * b).sum::<f64>() / sw;
     let sxy: f64 = x.iter().zip(y).zip(w).map(|((a, b), c)| c * (a - mx) * (b - my)).sum();
     let sxx: f64 = x.iter().zip(w).map(|(a, c)| c * (a - mx) * (a - mx)).sum();
-    sxy / sxx
+    let slope = sxy / sxx;
+    let icpt = my - slope * mx;
+    let chi2 = x.iter().zip(y).zip(w).map(|((a, b), c)| c * (b - icpt - slope * a).powi(2)).sum();
+    (slope, icpt, chi2)
 }
 
 /// A fitted log-log slope of a coupling against a scale.
