@@ -50,6 +50,21 @@ impl ArchSpec {
         }
     }
 
+    /// `K_W` as the kernel integrals of the fit and rg stages evaluate it:
+    /// the same function as [`ArchSpec::kernel_w`], but for tanh by
+    /// [`crate::pairexp::tanh_pair`] (within 2e-11 of the reference rule,
+    /// ~20 microseconds instead of ~10 milliseconds a value, and accurate at
+    /// the huge pre-activation variances of a box `[-L, L]^d`).
+    pub fn kernel_w_fast(&self, x: &[f64], y: &[f64]) -> f64 {
+        match self.activation {
+            Activation::Tanh => {
+                let sw2 = self.sigma_w * self.sigma_w;
+                sw2 * crate::pairexp::tanh_pair(self.s(x, x), self.s(x, y), self.s(y, y))
+            }
+            _ => self.kernel_w(x, y),
+        }
+    }
+
     /// The full kernel `K(x, y) = sb^2 + K_W(x, y)`: the two-point function of
     /// the infinite-width (Gaussian-process) theory.
     pub fn kernel(&self, x: &[f64], y: &[f64]) -> f64 {

@@ -12,6 +12,7 @@ pub mod deep;
 pub mod exact;
 pub mod fastmath;
 pub mod kernel;
+pub mod pairexp;
 pub mod pipeline;
 pub mod quad;
 pub mod rng;

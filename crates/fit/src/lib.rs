@@ -413,7 +413,9 @@ pub fn fit_run(p: &Pipeline, run: &FitRun, width: usize, dev: &Deviations, tpl: 
     let train4: Vec<bool> = ts4.iter().map(|t| run.is_train(arch, t)).collect();
     let (mean4, se4, exact4) = (dev.mean(4), dev.stderr(4), dev.exact[&4].clone());
     let t4: Vec<[f64; 3]> = ts4.iter().map(|t| quartic_templates(tpl, t)).collect();
-    let quad_err = tpl.max_rel_err();
+    // Each model is judged by the accuracy of the templates it uses.
+    let quad_err = tpl.rel_err_of_order(4);
+    let quad_err6 = tpl.rel_err_of_order(6);
     let n_train = train4.iter().filter(|&&b| b).count();
     let mut rows = Vec::new();
     let mut preds = Vec::new();
@@ -439,7 +441,7 @@ pub fn fit_run(p: &Pipeline, run: &FitRun, width: usize, dev: &Deviations, tpl: 
         let mut r = CouplingRow::new(run, width, model, order);
         r.n_train = n_train;
         r.n_test = n_all - n_train;
-        r.quad_rel_err = quad_err;
+        r.quad_rel_err = if order == 6 { quad_err.max(quad_err6) } else { quad_err };
         r
     };
 
@@ -559,7 +561,7 @@ pub fn fit_run(p: &Pipeline, run: &FitRun, width: usize, dev: &Deviations, tpl: 
                     sigma: &se6,
                     train: &train6,
                     max_condition: p.fit.max_condition,
-                    quad_rel_err: quad_err,
+                    quad_rel_err: quad_err6,
                     hint: None,
                 })?;
                 let mut r1 = base("M1", 6, n_train6, ts6.len());
@@ -720,7 +722,7 @@ pub fn run(p: &Pipeline, data: &Path, opts: &Options) -> Result<Outputs> {
         // Not an error: `just all` runs every stage on every pipeline.
         return Ok(Outputs { couplings: Vec::new(), predictions: Vec::new(), up_to_date: true });
     }
-    let lock = nnqft_store::lock::DirLock::acquire(data, "nnqft-fit", false)?;
+    let lock = nnqft_store::lock::DirLock::acquire_for_input(data, "nnqft-fit", "moments.parquet", "nnqft-moments")?;
     if let Some(prev) = &lock.recovered_from {
         eprintln!("nnqft-fit: note: {} was held by a run that is gone ({prev}); recovered", lock.path().display());
     }

@@ -1,0 +1,137 @@
+//! Researchers' own experiments off the shipped protocols (issue: "every stage
+//! works, and tells the truth"): d_in = 2 fits with order 6 configured, and
+//! tanh, whose kernel has no closed form, through fit and rg end to end.
+
+use nnqft_testkit::ok;
+use std::path::{Path, PathBuf};
+
+const BIN: &str = env!("CARGO_BIN_EXE_nnqft-fit");
+
+fn sibling(name: &str) -> PathBuf {
+    Path::new(BIN).with_file_name(name)
+}
+
+fn run_all(pipeline: &Path, data: &Path, rg: bool) {
+    let (p, d) = (pipeline.to_str().unwrap(), data.to_str().unwrap());
+    ok(&sibling("nnqft-sample"), &["--pipeline", p, "--data", d]);
+    ok(&sibling("nnqft-moments"), &["--pipeline", p, "--data", d]);
+    ok(Path::new(BIN), &["--pipeline", p, "--data", d]);
+    if rg {
+        ok(&sibling("nnqft-rg"), &["--pipeline", p, "--data", d]);
+    }
+}
+
+/// M1 identifiable and lambda_bar within 3 bag standard errors of the value
+/// computed from the exact finite-N G4 (THEORY sections 4, 5), per cutoff.
+fn check_fits(data: &Path, arch: &str, cutoffs: &[f64]) {
+    let rows = nnqft_fit::read_back(&data.join("couplings.parquet")).unwrap();
+    for &l in cutoffs {
+        let m1 = rows.iter().find(|r| r.arch == arch && r.model == "M1" && r.order == 4 && r.cutoff == l).unwrap_or_else(|| panic!("no M1 row at L = {l}"));
+        assert!(m1.identifiable, "{arch} L = {l}: M1 refused: {:?}", m1.note);
+        let lb = rows.iter().find(|r| r.arch == arch && r.model == "lambda_bar" && r.cutoff == l).expect("lambda_bar row");
+        let z = (lb.value - lb.exact_value) / lb.value_stderr;
+        eprintln!(
+            "{arch} L = {l}: M1 lambda0 {:.4e} +- {:.1e}; lambda_bar {:.4e} +- {:.1e}, exact {:.4e} ({z:.2} se); 4-point quadrature error {:.1e}",
+            m1.coef[0], m1.coef_stderr[0], lb.value, lb.value_stderr, lb.exact_value, m1.quad_rel_err
+        );
+        assert!(lb.value_stderr > 0.0 && lb.value_stderr < 0.2 * lb.value.abs(), "{arch} L = {l}: the test must resolve lambda_bar");
+        assert!(z.abs() < 3.0, "{arch} L = {l}: lambda_bar {z:.2} standard errors from exact");
+    }
+}
+
+/// Orders 2/4/6 in d_in = 2 used to refuse every 4-point model because the
+/// coarse 6-point double integral's error (~2) was charged to them.
+#[test]
+fn erf_d2_with_order_6_fits_at_l_10_and_100() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pipe = tmp.path().join("erf-d2.toml");
+    std::fs::write(
+        &pipe,
+        r#"name = "erf-d2"
+seed = 15
+[sample]
+bags = 10
+nets_per_bag = 200_000
+widths = [5]
+[moments]
+orders = [2, 4, 6]
+[[sample.arch]]
+name = "erf-d2"
+activation = "erf"
+d_in = 2
+sigma_w = 1.2
+sigma_b = 0.3
+inputs = [[-1.0, -1.0], [1.0, 1.0], [1.0, -1.0], [0.0, 0.5], [0.3, -0.2]]
+[[fit.run]]
+arch = "erf-d2"
+cutoff = 10.0
+interior = [-0.6, 0.6]
+[[fit.run]]
+arch = "erf-d2"
+cutoff = 100.0
+interior = [-0.6, 0.6]
+"#,
+    )
+    .unwrap();
+    let data = tmp.path().join("data");
+    run_all(&pipe, &data, false);
+    check_fits(&data, "erf-d2", &[10.0, 100.0]);
+}
+
+/// tanh's kernel is computed by quadrature (core::pairexp); fit and the
+/// cutoff flow now run on it.
+#[test]
+fn tanh_d2_fit_and_cutoff_flow_end_to_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pipe = tmp.path().join("tanh-d2.toml");
+    std::fs::write(
+        &pipe,
+        r#"name = "tanh-d2"
+seed = 16
+[sample]
+bags = 10
+nets_per_bag = 200_000
+widths = [4]
+[moments]
+orders = [2, 4]
+[[sample.arch]]
+name = "tanh-d2"
+activation = "tanh"
+d_in = 2
+sigma_w = 1.5
+sigma_b = 0.3
+inputs = [[-1.0, -1.0], [1.0, 1.0], [0.0, 0.5], [0.3, -0.2]]
+[[fit.run]]
+arch = "tanh-d2"
+cutoff = 4.0
+interior = [-0.6, 0.6]
+[rg]
+cutoffs = [2.0, 4.0]
+[[rg.cutoff]]
+arch = "tanh-d2"
+"#,
+    )
+    .unwrap();
+    let data = tmp.path().join("data");
+    run_all(&pipe, &data, true);
+    check_fits(&data, "tanh-d2", &[4.0]);
+    // flow.parquet, read as an outside user would (arrow): the cutoff points.
+    use arrow::array::{Float64Array, StringArray};
+    let path = data.join("flow.parquet");
+    let mut n = 0;
+    for b in nnqft_store::tables::read_table(&path).unwrap() {
+        let col = |name: &str| nnqft_store::tables::column::<Float64Array>(&path, &b, name).unwrap().clone();
+        let kind = nnqft_store::tables::column::<StringArray>(&path, &b, "kind").unwrap().clone();
+        let (scale, value, se, exact) = (col("scale"), col("value"), col("stderr"), col("exact"));
+        for i in 0..b.num_rows() {
+            if kind.value(i) != "cutoff" {
+                continue;
+            }
+            n += 1;
+            let z = (value.value(i) - exact.value(i)) / se.value(i);
+            eprintln!("rg tanh-d2 L = {}: lambda_bar {:.4e} +- {:.1e}, exact {:.4e} ({z:.2} se)", scale.value(i), value.value(i), se.value(i), exact.value(i));
+            assert!(z.abs() < 3.0, "cutoff flow at L = {}: {z:.2} se from exact", scale.value(i));
+        }
+    }
+    assert!(n >= 2, "{n} cutoff points in flow.parquet");
+}
