@@ -108,7 +108,7 @@ fn sample_rss_mb(nets: u64) -> Result<f64> {
     std::fs::write(
         &pipe,
         format!(
-            "name = \"rss\"\nseed = 1\n[sample]\nbags = 1\nnets_per_bag = {nets}\nwidths = [100]\n[[sample.arch]]\nname = \"relu\"\nactivation = \"relu\"\nd_in = 1\nsigma_w = 1.0\nsigma_b = 0.0\ninputs = [[0.2], [0.4], [0.6], [0.8], [1.0], [1.2]]\n"
+            "name = \"rss\"\nseed = 1\n[sample]\nbags = 2\nnets_per_bag = {nets}\nwidths = [100]\n[[sample.arch]]\nname = \"relu\"\nactivation = \"relu\"\nd_in = 1\nsigma_w = 1.0\nsigma_b = 0.0\ninputs = [[0.2], [0.4], [0.6], [0.8], [1.0], [1.2]]\n"
         ),
     )?;
     let bin = std::env::current_exe()?.with_file_name("nnqft-sample");

@@ -20,6 +20,32 @@ pub struct Loaded {
     pub source: String,
     /// The pipeline file's text as read.
     pub text: String,
+    /// The first error in the analysis tables (`[fit]`, `[rg]`), if any,
+    /// prefixed with the source: sample and moments warn and go on, fit and
+    /// rg refuse ([`Loaded::require_analysis`]).
+    pub analysis_error: Option<String>,
+}
+
+impl Loaded {
+    /// Fails with the analysis-table error (for the fit and rg stages).
+    pub fn require_analysis(&self) -> Result<()> {
+        match &self.analysis_error {
+            Some(e) => bail!("{e}"),
+            None => Ok(()),
+        }
+    }
+
+    /// Prints the analysis-table error as a warning (for sample and moments).
+    pub fn warn_analysis(&self, program: &str) {
+        if let Some(e) = &self.analysis_error {
+            eprintln!("{program}: warning: {e} (nnqft-fit / nnqft-rg will refuse this; {program} goes on)");
+        }
+    }
+}
+
+fn parse_pipeline(source: &str, text: String) -> Result<Loaded> {
+    let (pipeline, analysis) = Pipeline::parse(&text).map_err(|e| anyhow::anyhow!("{source}: {e}"))?;
+    Ok(Loaded { pipeline, source: source.to_string(), text, analysis_error: analysis.map(|e| format!("{source}: {e}")) })
 }
 
 /// Resolves `--pipeline`: `None` is the embedded default; a value that names
@@ -27,9 +53,7 @@ pub struct Loaded {
 /// `pipelines/NAME.toml`. Parse and validation errors name the file.
 pub fn load_pipeline(arg: Option<&str>) -> Result<Loaded> {
     let Some(arg) = arg else {
-        let pipeline = Pipeline::from_toml(DEFAULT_PIPELINE_TOML)
-            .map_err(|e| anyhow::anyhow!("<embedded default pipeline>: {e}"))?;
-        return Ok(Loaded { pipeline, source: "<embedded default pipeline>".into(), text: DEFAULT_PIPELINE_TOML.into() });
+        return parse_pipeline("<embedded default pipeline>", DEFAULT_PIPELINE_TOML.into());
     };
     let direct = Path::new(arg);
     let path = if direct.is_file() || arg.ends_with(".toml") || arg.contains('/') {
@@ -42,8 +66,7 @@ pub fn load_pipeline(arg: Option<&str>) -> Result<Loaded> {
         p
     };
     let text = std::fs::read_to_string(&path).with_context(|| format!("{}: cannot read pipeline", path.display()))?;
-    let pipeline = Pipeline::from_toml(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    Ok(Loaded { pipeline, source: path.display().to_string(), text })
+    parse_pipeline(&path.display().to_string(), text)
 }
 
 /// `--data` if given, else `data/NAME`.

@@ -274,6 +274,27 @@ impl Pipeline {
     /// assert!(e.to_string().starts_with("line 3, column 1: unknown field `sedd`"), "{e}");
     /// ```
     pub fn from_toml(text: &str) -> Result<Pipeline, ConfigError> {
+        let (p, analysis) = Pipeline::parse(text)?;
+        match analysis {
+            Some(e) => Err(e),
+            None => Ok(p),
+        }
+    }
+
+    /// Like [`Pipeline::from_toml`], but an error in the analysis tables
+    /// (`[fit]`, `[rg]`) is returned beside the pipeline instead of failing:
+    /// sampling and moments do not depend on them, so a mistake there must
+    /// not stop a long run (the fit and rg stages refuse it).
+    ///
+    /// ```
+    /// use nnqft_core::Pipeline;
+    /// let text = nnqft_core::pipeline::DEFAULT_PIPELINE_TOML.replace("cutoff = 100.0", "cutoff = -1.0");
+    /// assert!(Pipeline::from_toml(&text).is_err());
+    /// let (p, analysis) = Pipeline::parse(&text).unwrap();
+    /// assert_eq!(p.name, "quick");
+    /// assert!(analysis.unwrap().to_string().starts_with("fit.run[0].cutoff"));
+    /// ```
+    pub fn parse(text: &str) -> Result<(Pipeline, Option<ConfigError>), ConfigError> {
         let p: Pipeline = toml::from_str(text).map_err(|e| {
             let location = match e.span() {
                 Some(span) => {
@@ -284,16 +305,30 @@ impl Pipeline {
             };
             err(location, e.message().trim().replace('\n', "; "))
         })?;
-        p.validate()?;
-        Ok(p)
+        p.validate_sampling()?;
+        let analysis = p.validate_analysis().err();
+        Ok((p, analysis))
     }
 
     /// Checks every field; the first problem found is returned.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_sampling()?;
+        self.validate_analysis()
+    }
+
+    /// Checks the analysis tables (`[fit]`, `[rg]`).
+    pub fn validate_analysis(&self) -> Result<(), ConfigError> {
+        self.validate_fit()?;
+        self.validate_rg()
+    }
+
+    /// Checks what sampling and the moments reduction use (`name`, `seed`,
+    /// `[sample]`, `[slurm]`, `[moments]`).
+    pub fn validate_sampling(&self) -> Result<(), ConfigError> {
         check_name("name", &self.name)?;
         let s = &self.sample;
-        if s.bags == 0 {
-            return Err(err("sample.bags", "must be >= 1"));
+        if s.bags < 2 {
+            return Err(err("sample.bags", format!("must be >= 2 (got {}): every error bar is the spread over bags", s.bags)));
         }
         if s.bags > MAX_BAGS {
             return Err(err("sample.bags", format!("{} bags is absurd (max {MAX_BAGS})", s.bags)));
@@ -369,6 +404,9 @@ impl Pipeline {
                     return Err(err(format!("sample.arch[{i}].inputs[{j}]"), format!("non-finite coordinate {v}")));
                 }
             }
+            if let Some((j, why)) = overflow(a) {
+                return Err(err(format!("sample.arch[{i}].inputs[{j}]"), why));
+            }
             if s.nets_per_part.saturating_mul(a.k() as u64) > MAX_PART_VALUES {
                 return Err(err(
                     "sample.nets_per_part",
@@ -421,8 +459,7 @@ impl Pipeline {
                 return Err(err(format!("moments.orders[{i}]"), format!("order must be 2, 4 or 6 (got {o})")));
             }
         }
-        self.validate_fit()?;
-        self.validate_rg()
+        Ok(())
     }
 
     fn validate_rg(&self) -> Result<(), ConfigError> {
@@ -589,6 +626,31 @@ impl Pipeline {
         }
         sha256_hex(key.to_string().as_bytes())
     }
+}
+
+/// The largest pre-activation variance whose outputs are representable:
+/// relu outputs grow like its square root and must fit in f32 (3.4e38).
+const MAX_PREACT_VAR: f64 = 1e30;
+/// The gauss-net evaluates exp(z) with z ~ N(0, S): beyond S = 200 its
+/// 8-sigma draws overflow and its normalisation exp(-S) underflows f32.
+const MAX_GAUSS_VAR: f64 = 200.0;
+
+/// An input point whose outputs cannot be finite, and why.
+fn overflow(a: &ArchSpec) -> Option<(usize, String)> {
+    let (cw, cb) = a.variances();
+    a.inputs.iter().enumerate().find_map(|(j, x)| {
+        let s = a.s(x, x);
+        // Deep relu nets: K^(l+1) = C_b + (C_W / 2) K^(l) grows geometrically above criticality.
+        let deep = if a.activation == Activation::Relu { (1..a.hidden_layers).fold(s, |k, _| cb + 0.5 * cw * k) } else { s };
+        let limit = if a.activation == Activation::Gauss { MAX_GAUSS_VAR } else { MAX_PREACT_VAR };
+        (!(s.is_finite() && s <= limit && deep.is_finite() && deep <= MAX_PREACT_VAR)).then(|| {
+            (j, format!(
+                "the pre-activation variance sigma_b^2 + sigma_w^2 |x|^2 / d_in is {s:.3e}{} (at most {limit:.0e} for {}): the outputs would not be finite; scale the inputs or sigmas down",
+                if deep != s { format!(" and {deep:.3e} at the last hidden layer") } else { String::new() },
+                a.activation.name()
+            ))
+        })
+    })
 }
 
 fn check_widths(field: &str, widths: &[usize]) -> Result<(), ConfigError> {

@@ -18,6 +18,7 @@ fn main() {
     let args: Args = nnqft_cli::parse_args("nnqft-fit");
     nnqft_cli::run_main("nnqft-fit", || {
         let (loaded, data) = args.common.setup()?;
+        loaded.require_analysis()?;
         let p = &loaded.pipeline;
         if p.fit.run.is_empty() {
             println!("nnqft-fit: {}: no [[fit.run]] in the pipeline; nothing to fit", p.name);

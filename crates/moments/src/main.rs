@@ -19,6 +19,7 @@ fn main() {
     let args: Args = nnqft_cli::parse_args("nnqft-moments");
     nnqft_cli::run_main("nnqft-moments", || {
         let (loaded, data) = args.common.setup()?;
+        loaded.warn_analysis("nnqft-moments");
         let p = &loaded.pipeline;
         let start = std::time::Instant::now();
         let out = nnqft_moments::run(p, &data, &nnqft_moments::Options { force: args.force })?;

@@ -18,6 +18,7 @@ fn main() {
     let args: Args = nnqft_cli::parse_args("nnqft-rg");
     nnqft_cli::run_main("nnqft-rg", || {
         let (loaded, data) = args.common.setup()?;
+        loaded.require_analysis()?;
         let p = &loaded.pipeline;
         if p.rg.cutoff.is_empty() && p.rg.sigma_w.is_none() && p.deep_archs().next().is_none() {
             println!("nnqft-rg: {}: no [[rg.cutoff]], [rg.sigma_w] or deep arch in the pipeline; nothing to do", p.name);

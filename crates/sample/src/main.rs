@@ -13,13 +13,17 @@ struct Args {
     /// Redo parts that exist, including ones written by another config, and remove stale ones
     #[arg(long)]
     force: bool,
+    /// Read every existing part's data (checksum, finite values), not only its footer; list and redo the parts that fail
+    #[arg(long)]
+    verify: bool,
 }
 
 fn main() {
     let args: Args = nnqft_cli::parse_args("nnqft-sample");
     nnqft_cli::run_main("nnqft-sample", || {
         let (loaded, data) = args.common.setup()?;
-        let opts = nnqft_sample::Options { shard: args.shard, force: args.force };
+        loaded.warn_analysis("nnqft-sample");
+        let opts = nnqft_sample::Options { shard: args.shard, force: args.force, verify: args.verify };
         nnqft_sample::run(&loaded.pipeline, &data, &opts)?;
         Ok(())
     });

@@ -10,7 +10,7 @@ const PIPELINE: &str = r#"
 name = "correct"
 seed = 31337
 [sample]
-bags = 1
+bags = 2
 nets_per_bag = 200_000
 nets_per_part = 50_000
 widths = [10]
@@ -72,7 +72,7 @@ fn relu_four_point_matches_exact_finite_width() {
 name = "relu4"
 seed = 4
 [sample]
-bags = 1
+bags = 2
 nets_per_bag = 1_000_000
 widths = [10]
 [[sample.arch]]

@@ -18,6 +18,7 @@ fn main() {
     let args: Args = nnqft_cli::parse_args("nnqft-slurm");
     nnqft_cli::run_main("nnqft-slurm", || {
         let (loaded, data) = args.common.setup()?;
+        loaded.warn_analysis("nnqft-slurm");
         let p = &loaded.pipeline;
         let shards = args.shards.unwrap_or(p.slurm.shards);
         if shards == 0 {
