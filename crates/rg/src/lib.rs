@@ -406,7 +406,7 @@ pub fn run(p: &Pipeline, data: &Path, opts: &Options) -> Result<Outputs> {
     if !coupling_flows && !deep {
         return Ok(Outputs { flow: Vec::new(), slopes: Vec::new(), up_to_date: true });
     }
-    let lock = nnqft_store::lock::DirLock::acquire(data, "nnqft-rg", false)?;
+    let lock = nnqft_store::lock::DirLock::acquire_for_input(data, "nnqft-rg", "moments.parquet", "nnqft-moments")?;
     if let Some(prev) = &lock.recovered_from {
         eprintln!("nnqft-rg: note: {} was held by a run that is gone ({prev}); recovered", lock.path().display());
     }

@@ -25,6 +25,9 @@ pub struct Options {
     pub shard: Option<(u32, u32)>,
     /// Redo existing parts (also foreign ones) and remove stale files.
     pub force: bool,
+    /// Read every existing part's data, not only its footer: checksum and
+    /// finiteness (`--verify`); parts that fail are listed and redone.
+    pub verify: bool,
 }
 
 /// One part file's worth of sampling.
@@ -84,6 +87,7 @@ fn expected_meta(p: &Pipeline, u: &WorkUnit) -> PartMeta {
         config_hash: p.sample_hash(arch, u.width),
         version: nnqft_core::VERSION.to_string(),
         sampler_version: nnqft_core::sampler::SAMPLER_VERSION,
+        data_crc32: None,
     }
 }
 
@@ -94,11 +98,12 @@ enum State {
     Foreign(String),
 }
 
-fn state(path: &Path, want: &PartMeta) -> State {
+fn state(path: &Path, want: &PartMeta, verify: bool) -> State {
     if !path.exists() {
         return State::Missing;
     }
-    match read_part_meta(path) {
+    let meta = if verify { nnqft_store::samples::read_part(path).map(|(m, _)| m) } else { read_part_meta(path) };
+    match meta {
         Err(e) => State::Corrupt(format!("{e:#}")),
         Ok(m) if m.config_hash != want.config_hash => State::Foreign(format!(
             "{}: written by a different config (pipeline {:?}, hash {}..., this config's is {}...)",
@@ -173,7 +178,7 @@ pub fn pending_units(p: &Pipeline, data: &Path, shard: Option<(u32, u32)>) -> us
         .par_iter()
         .filter(|u| {
             let want = expected_meta(p, u);
-            !matches!(state(&part_path(data, &want.arch.name, u.width, u.bag, u.part), &want), State::Done)
+            !matches!(state(&part_path(data, &want.arch.name, u.width, u.bag, u.part), &want, false), State::Done)
         })
         .count()
 }
@@ -229,7 +234,7 @@ pub fn run(p: &Pipeline, data: &Path, opts: &Options) -> Result<Report> {
         .par_iter()
         .map(|u| {
             let want = expected_meta(p, u);
-            let st = state(&part_path(data, &want.arch.name, u.width, u.bag, u.part), &want);
+            let st = state(&part_path(data, &want.arch.name, u.width, u.bag, u.part), &want, opts.verify);
             (*u, want, st)
         })
         .collect();
@@ -307,6 +312,12 @@ pub fn run(p: &Pipeline, data: &Path, opts: &Options) -> Result<Report> {
         } else {
             NetSampler::new(arch, u.width).sample_part(&mut key.stream(), meta.nets as usize)
         };
+        if let Some((j, v)) = cols.iter().enumerate().find_map(|(j, c)| c.iter().find(|v| !v.is_finite()).map(|v| (j, *v))) {
+            bail!(
+                "{} width {} bag {} part {}: the network output in column {j} is {v}: the inputs or sigmas overflow single precision; nothing was written for this part",
+                arch.name, u.width, u.bag, u.part
+            );
+        }
         write_part(&dir.join(&name), cols, meta)?;
         progress.inc(meta.nets);
         Ok(())

@@ -34,6 +34,36 @@ fn holder_alive(info: &str) -> bool {
     }
 }
 
+/// The current time as `YYYY-MM-DDTHH:MM:SSZ` (civil-from-days, proleptic Gregorian).
+fn utc_now() -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
+    utc(secs)
+}
+
+fn utc(secs: i64) -> String {
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_formats_known_instants() {
+        assert_eq!(super::utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(super::utc(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(super::utc(1_796_200_000), "2026-12-02T08:26:40Z");
+    }
+}
+
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "unknown".into())
 }
@@ -42,6 +72,9 @@ impl DirLock {
     /// Locks `data` (created if missing) for `stage`; `shared` for sharded
     /// sampling. Fails at once, naming the holder, if another run holds it.
     pub fn acquire(data: &Path, stage: &str, shared: bool) -> Result<DirLock> {
+        if data.exists() && !data.is_dir() {
+            bail!("--data {}: exists and is not a directory", data.display());
+        }
         std::fs::create_dir_all(data).with_context(|| format!("cannot create {}", data.display()))?;
         let path = data.join(LOCK_FILE);
         let mut file = OpenOptions::new()
@@ -70,7 +103,7 @@ impl DirLock {
             std::process::id(),
             hostname(),
             stage,
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+            utc_now()
         );
         // Under a shared lock several holders append; the last line names one of them.
         let recovered_from = previous.lines().filter(|l| !l.trim().is_empty() && !holder_alive(l)).last().map(str::to_string);
@@ -82,6 +115,19 @@ impl DirLock {
         }
         writeln!(file, "{me}")?;
         Ok(DirLock { file, path, recovered_from })
+    }
+
+    /// Locks an existing data directory for a stage that reads `input`
+    /// (a file inside it): if the input is missing nothing is created, and
+    /// the error says which stage makes it.
+    pub fn acquire_for_input(data: &Path, stage: &str, input: &str, made_by: &str) -> Result<DirLock> {
+        if data.exists() && !data.is_dir() {
+            bail!("--data {}: exists and is not a directory", data.display());
+        }
+        if !data.join(input).is_file() {
+            bail!("{}: {input} is missing; run {made_by} first", data.display());
+        }
+        DirLock::acquire(data, stage, false)
     }
 
     /// The lock file.

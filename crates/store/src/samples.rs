@@ -37,6 +37,23 @@ pub struct PartMeta {
     pub config_hash: String,
     pub version: String,
     pub sampler_version: u32,
+    /// CRC-32 (IEEE) of the data: every column's f32 values, little-endian,
+    /// in column order. Set by the writer, verified by [`read_part`]; absent
+    /// in parts written before checksums existed (those are read unverified).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_crc32: Option<u32>,
+}
+
+/// The checksum recorded in [`PartMeta::data_crc32`].
+pub fn data_crc32(cols: &[Vec<f32>]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    let mut buf = Vec::new();
+    for c in cols {
+        buf.clear();
+        buf.extend(c.iter().flat_map(|v| v.to_le_bytes()));
+        h.update(&buf);
+    }
+    h.finalize()
 }
 
 /// `DATA/samples/arch=A/width=N/bag=B`.
@@ -102,6 +119,9 @@ pub fn write_part(path: &Path, cols: Vec<Vec<f32>>, meta: &PartMeta) -> Result<(
 /// part writer settings. [`write_part`] is the checked way; this one exists
 /// so tests can craft parts whose schema disagrees with their footer.
 pub fn write_columns(path: &Path, names: Vec<String>, cols: Vec<Vec<f32>>, meta: &PartMeta) -> Result<()> {
+    let mut meta = meta.clone();
+    meta.data_crc32 = Some(data_crc32(&cols));
+    let meta = &meta;
     let schema = Arc::new(Schema::new(names.into_iter().map(|n| Field::new(n, DataType::Float32, false)).collect::<Vec<_>>()));
     let arrays = cols.into_iter().map(|c| Arc::new(Float32Array::from(c)) as Arc<dyn Array>).collect();
     let batch = RecordBatch::try_new(schema, arrays)?;
@@ -157,6 +177,18 @@ pub fn read_part(path: &Path) -> Result<(PartMeta, Vec<Vec<f32>>)> {
         for (j, col) in cols.iter_mut().enumerate() {
             let a = batch.column(j).as_any().downcast_ref::<Float32Array>().context("column is not Float32")?;
             col.extend_from_slice(a.values());
+        }
+    }
+    if let Some(want) = meta.data_crc32 {
+        let got = data_crc32(&cols);
+        if got != want {
+            bail!("{}: corrupt data: checksum {got:08x} does not match the footer's {want:08x}", path.display());
+        }
+    }
+    let names = column_names(meta.inputs.len(), meta.arch.hidden_layers);
+    for (j, col) in cols.iter().enumerate() {
+        if let Some(r) = col.iter().position(|v| !v.is_finite()) {
+            bail!("{}: non-finite value {} in column {} row {r}", path.display(), col[r], names[j]);
         }
     }
     Ok((meta, cols))
