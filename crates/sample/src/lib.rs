@@ -312,9 +312,9 @@ pub fn run(p: &Pipeline, data: &Path, opts: &Options) -> Result<Report> {
         } else {
             NetSampler::new(arch, u.width).sample_part(&mut key.stream(), meta.nets as usize)
         };
-        if let Some((j, v)) = cols.iter().enumerate().find_map(|(j, c)| c.iter().find(|v| !v.is_finite()).map(|v| (j, *v))) {
+        if let Some((j, r, v)) = nnqft_store::samples::first_non_finite(&cols) {
             bail!(
-                "{} width {} bag {} part {}: the network output in column {j} is {v}: the inputs or sigmas overflow single precision; nothing was written for this part",
+                "{} width {} bag {} part {}: the network output in column {j} row {r} is {v}: the inputs or sigmas overflow single precision; nothing was written for this part",
                 arch.name, u.width, u.bag, u.part
             );
         }

@@ -64,6 +64,14 @@ mod tests {
     }
 }
 
+/// A data directory may be missing, but not something else.
+fn not_a_file(data: &Path) -> Result<()> {
+    if data.exists() && !data.is_dir() {
+        bail!("--data {}: exists and is not a directory", data.display());
+    }
+    Ok(())
+}
+
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "unknown".into())
 }
@@ -72,9 +80,7 @@ impl DirLock {
     /// Locks `data` (created if missing) for `stage`; `shared` for sharded
     /// sampling. Fails at once, naming the holder, if another run holds it.
     pub fn acquire(data: &Path, stage: &str, shared: bool) -> Result<DirLock> {
-        if data.exists() && !data.is_dir() {
-            bail!("--data {}: exists and is not a directory", data.display());
-        }
+        not_a_file(data)?;
         std::fs::create_dir_all(data).with_context(|| format!("cannot create {}", data.display()))?;
         let path = data.join(LOCK_FILE);
         let mut file = OpenOptions::new()
@@ -121,9 +127,7 @@ impl DirLock {
     /// (a file inside it): if the input is missing nothing is created, and
     /// the error says which stage makes it.
     pub fn acquire_for_input(data: &Path, stage: &str, input: &str, made_by: &str) -> Result<DirLock> {
-        if data.exists() && !data.is_dir() {
-            bail!("--data {}: exists and is not a directory", data.display());
-        }
+        not_a_file(data)?;
         if !data.join(input).is_file() {
             bail!("{}: {input} is missing; run {made_by} first", data.display());
         }

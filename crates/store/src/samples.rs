@@ -44,6 +44,11 @@ pub struct PartMeta {
     pub data_crc32: Option<u32>,
 }
 
+/// The first non-finite value of a part's columns: (column, row, value).
+pub fn first_non_finite(cols: &[Vec<f32>]) -> Option<(usize, usize, f32)> {
+    cols.iter().enumerate().find_map(|(j, c)| c.iter().position(|v| !v.is_finite()).map(|r| (j, r, c[r])))
+}
+
 /// The checksum recorded in [`PartMeta::data_crc32`].
 pub fn data_crc32(cols: &[Vec<f32>]) -> u32 {
     let mut h = crc32fast::Hasher::new();
@@ -185,11 +190,9 @@ pub fn read_part(path: &Path) -> Result<(PartMeta, Vec<Vec<f32>>)> {
             bail!("{}: corrupt data: checksum {got:08x} does not match the footer's {want:08x}", path.display());
         }
     }
-    let names = column_names(meta.inputs.len(), meta.arch.hidden_layers);
-    for (j, col) in cols.iter().enumerate() {
-        if let Some(r) = col.iter().position(|v| !v.is_finite()) {
-            bail!("{}: non-finite value {} in column {} row {r}", path.display(), col[r], names[j]);
-        }
+    if let Some((j, r, v)) = first_non_finite(&cols) {
+        let names = column_names(meta.inputs.len(), meta.arch.hidden_layers);
+        bail!("{}: non-finite value {v} in column {} row {r}", path.display(), names[j]);
     }
     Ok((meta, cols))
 }
