@@ -26,12 +26,12 @@ use nnqft_core::pipeline::FitRun;
 use nnqft_core::rng::sha256_hex;
 use nnqft_core::tuples::{pair_quad_splits, tuple_index, tuples, wick};
 use nnqft_core::{Activation, ArchSpec, Pipeline};
-use nnqft_store::tables::{column, read_footer, read_table, Table};
+use nnqft_store::tables::{column, num_rows, read_footer, read_table, require_current, Table};
 use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Version of the fit; enters the config hash.
-pub const FIT_VERSION: u32 = 1;
+pub const FIT_VERSION: u32 = 2;
 
 /// Above this, condition x quadrature error makes a fit meaningless.
 pub const MAX_COND_TIMES_QUAD_ERR: f64 = 1e-2;
@@ -78,30 +78,24 @@ pub fn stderr(v: &[f64]) -> f64 {
     (v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (n - 1.0)).sqrt() / n.sqrt()
 }
 
+/// Refuses `moments.parquet` or `moments_bags.parquet` if missing or not
+/// written from `p` as configured now (a removed width, other bags, orders
+/// or samples): the stale-data rule of every stage.
+pub fn require_inputs(p: &Pipeline, data: &Path) -> Result<()> {
+    let want = nnqft_moments::reduce::tables_hash(p, false);
+    for f in ["moments.parquet", "moments_bags.parquet"] {
+        require_current(&data.join(f), &want, &p.name, "nnqft-moments")?;
+    }
+    Ok(())
+}
+
 /// Reads the deviations of the (arch, width) pairs the fit runs need from
 /// `moments_bags.parquet` and `moments.parquet`, checking that they were
 /// computed from this pipeline's samples.
 pub fn load_deviations(p: &Pipeline, data: &Path, want: &[(String, usize)]) -> Result<BTreeMap<(String, usize), Deviations>> {
     let mpath = data.join("moments.parquet");
     let bpath = data.join("moments_bags.parquet");
-    for path in [&mpath, &bpath] {
-        if !path.exists() {
-            bail!("{}: missing; run nnqft-moments for pipeline {:?} first", path.display(), p.name);
-        }
-    }
-    let footer = read_footer(&mpath)?;
-    for (a, w) in want {
-        let arch = p.arch(a).expect("validated");
-        let key = nnqft_moments::reduce::reduce_key(p, arch, *w);
-        let found = footer["sources"].as_array().into_iter().flatten().find(|s| s["arch"] == a.as_str() && s["width"] == *w);
-        match found {
-            None => bail!("{}: has no data for arch {a} width {w}; rerun nnqft-moments", mpath.display()),
-            Some(s) if s["reduce_key"] != key.as_str() => {
-                bail!("{}: arch {a} width {w} was reduced from other samples or orders (config hash differs); rerun nnqft-moments", mpath.display())
-            }
-            Some(_) => {}
-        }
-    }
+    require_inputs(p, data)?;
     let mut out: BTreeMap<(String, usize), Deviations> = BTreeMap::new();
     for (a, w) in want {
         let arch = p.arch(a).expect("validated");
@@ -207,7 +201,29 @@ pub struct CouplingRow {
     pub n_test: usize,
     pub argmin_rel_diff: f64,
     pub quad_rel_err: f64,
+    /// How far the measured signal of this row's order stands above the
+    /// bags' noise: sum |G - G_GP| / sum stderr over the train (test)
+    /// tuples; about 0.8 for pure noise. NaN for an empty set.
+    pub signal_train: f64,
+    pub signal_test: f64,
+    /// Both signals at least [`SIGNAL_MIN`]: only then do the couplings and
+    /// test errors measure the interaction rather than the noise.
+    pub resolved: bool,
     pub note: Option<String>,
+}
+
+/// The signal-to-noise ratio below which a fit's data are called unresolved
+/// (the moments stage's rule: mean |m| > 3 x its standard error).
+pub const SIGNAL_MIN: f64 = 3.0;
+
+/// sum |meas| / sum se over the tuples with `train[i] == want` (NaN if none).
+pub fn signal(meas: &[f64], se: &[f64], train: &[bool], want: bool) -> f64 {
+    let (mut a, mut b) = (0.0, 0.0);
+    for i in (0..meas.len()).filter(|&i| train[i] == want) {
+        a += meas[i].abs();
+        b += se[i];
+    }
+    if b > 0.0 { a / b } else { f64::NAN }
 }
 
 impl CouplingRow {
@@ -237,6 +253,9 @@ impl CouplingRow {
             n_test: 0,
             argmin_rel_diff: f64::NAN,
             quad_rel_err: f64::NAN,
+            signal_train: f64::NAN,
+            signal_test: f64::NAN,
+            resolved: true,
             note: None,
         }
     }
@@ -600,6 +619,19 @@ pub fn fit_run(p: &Pipeline, run: &FitRun, width: usize, dev: &Deviations, tpl: 
     if let Some(w) = whole {
         rows.extend(seed001(run, width, arch, dev, w)?);
     }
+    // Is each order's signal above the bags' noise? (Otherwise test errors rank noise.)
+    for order in [4, 6] {
+        if !dev.per_bag.contains_key(&order) {
+            continue;
+        }
+        let train: Vec<bool> = tuples(k, order).iter().map(|t| run.is_train(arch, t)).collect();
+        let (mean, se) = (dev.mean(order), dev.stderr(order));
+        let (st, ss) = (signal(&mean, &se, &train, true), signal(&mean, &se, &train, false));
+        for r in rows.iter_mut().filter(|r| r.order == order) {
+            (r.signal_train, r.signal_test) = (st, ss);
+            r.resolved = st >= SIGNAL_MIN && (ss >= SIGNAL_MIN || ss.is_nan());
+        }
+    }
     Ok(RunOutput { couplings: rows, predictions: preds })
 }
 
@@ -684,7 +716,10 @@ fn seed001(run: &FitRun, width: usize, arch: &ArchSpec, dev: &Deviations, w: &Te
 /// What the stage did.
 pub struct Outputs {
     pub couplings: Vec<CouplingRow>,
+    /// The rows computed now (empty when up to date).
     pub predictions: Vec<PredictionRow>,
+    /// The rows of `predictions.parquet` (computed now or reused).
+    pub n_predictions: usize,
     /// True when the outputs were up to date and nothing was recomputed.
     pub up_to_date: bool,
 }
@@ -720,19 +755,21 @@ pub fn run_widths(p: &Pipeline, r: &FitRun) -> Vec<usize> {
 pub fn run(p: &Pipeline, data: &Path, opts: &Options) -> Result<Outputs> {
     if p.fit.run.is_empty() {
         // Not an error: `just all` runs every stage on every pipeline.
-        return Ok(Outputs { couplings: Vec::new(), predictions: Vec::new(), up_to_date: true });
+        return Ok(Outputs { couplings: Vec::new(), predictions: Vec::new(), n_predictions: 0, up_to_date: true });
     }
     let lock = nnqft_store::lock::DirLock::acquire_for_input(data, "nnqft-fit", "moments.parquet", "nnqft-moments")?;
     if let Some(prev) = &lock.recovered_from {
         eprintln!("nnqft-fit: note: {} was held by a run that is gone ({prev}); recovered", lock.path().display());
     }
     nnqft_store::atomic::clean_stale_temps(data, None)?;
+    // Inputs first, even when the outputs look up to date: one stale-data rule for every stage.
+    require_inputs(p, data)?;
     let hash = fit_hash(p);
     let (cpath, ppath) = (data.join("couplings.parquet"), data.join("predictions.parquet"));
     if !opts.force && [&cpath, &ppath].iter().all(|f| read_footer(f).is_ok_and(|v| v["config_hash"] == hash.as_str())) {
         // An older layout of the same config is simply recomputed.
-        if let Ok(couplings) = read_back(&cpath) {
-            return Ok(Outputs { couplings, predictions: Vec::new(), up_to_date: true });
+        if let (Ok(couplings), Ok(n_predictions)) = (read_back(&cpath), num_rows(&ppath)) {
+            return Ok(Outputs { couplings, predictions: Vec::new(), n_predictions, up_to_date: true });
         }
     }
     let want: Vec<(String, usize)> = p.fit.run.iter().flat_map(|r| run_widths(p, r).into_iter().map(move |w| (r.arch.clone(), w))).collect();
@@ -766,7 +803,7 @@ pub fn run(p: &Pipeline, data: &Path, opts: &Options) -> Result<Outputs> {
     });
     write_couplings(&cpath, &couplings, &footer)?;
     write_predictions(&ppath, &predictions, &footer)?;
-    Ok(Outputs { couplings, predictions, up_to_date: false })
+    Ok(Outputs { couplings, n_predictions: predictions.len(), predictions, up_to_date: false })
 }
 
 fn write_couplings(path: &Path, rows: &[CouplingRow], footer: &serde_json::Value) -> Result<()> {
@@ -784,7 +821,7 @@ fn write_couplings(path: &Path, rows: &[CouplingRow], footer: &serde_json::Value
     for (j, name) in COEF_NAMES.iter().enumerate() {
         t.f64(&format!("exact_{name}"), rows.iter().map(|r| r.exact_coef[j]).collect());
     }
-    let cols: [(&str, fn(&CouplingRow) -> f64); 13] = [
+    let cols: [(&str, fn(&CouplingRow) -> f64); 15] = [
         ("value", |r| r.value),
         ("value_stderr", |r| r.value_stderr),
         ("exact_value", |r| r.exact_value),
@@ -797,6 +834,8 @@ fn write_couplings(path: &Path, rows: &[CouplingRow], footer: &serde_json::Value
         ("condition", |r| r.condition),
         ("argmin_rel_diff", |r| r.argmin_rel_diff),
         ("quad_rel_err", |r| r.quad_rel_err),
+        ("signal_train", |r| r.signal_train),
+        ("signal_test", |r| r.signal_test),
         ("n_train", |r| r.n_train as f64),
     ];
     for (name, f) in cols {
@@ -808,6 +847,7 @@ fn write_couplings(path: &Path, rows: &[CouplingRow], footer: &serde_json::Value
         }
     }
     t.u8("identifiable", rows.iter().map(|r| r.identifiable as u8).collect())
+        .u8("resolved", rows.iter().map(|r| r.resolved as u8).collect())
         .opt_utf8("note", rows.iter().map(|r| r.note.clone()).collect());
     t.write(path, footer)
 }
@@ -839,6 +879,7 @@ pub fn read_back(path: &Path) -> Result<Vec<CouplingRow>> {
         let width = column::<UInt32Array>(path, &b, "width")?;
         let order = column::<UInt8Array>(path, &b, "order")?;
         let ident = column::<UInt8Array>(path, &b, "identifiable")?;
+        let resolved = column::<UInt8Array>(path, &b, "resolved")?;
         let (n_train, n_test) = (column::<UInt32Array>(path, &b, "n_train")?, column::<UInt32Array>(path, &b, "n_test")?);
         let g = |n: &str, i: usize| f(n).map(|c| c.value(i));
         for i in 0..b.num_rows() {
@@ -854,7 +895,9 @@ pub fn read_back(path: &Path) -> Result<Vec<CouplingRow>> {
             (r.train_mse, r.test_mse, r.test_mape, r.chi2_dof) = (g("train_mse", i)?, g("test_mse", i)?, g("test_mape", i)?, g("chi2_dof", i)?);
             (r.test_mse_exact, r.test_mape_exact) = (g("test_mse_exact", i)?, g("test_mape_exact", i)?);
             (r.condition, r.argmin_rel_diff, r.quad_rel_err) = (g("condition", i)?, g("argmin_rel_diff", i)?, g("quad_rel_err", i)?);
+            (r.signal_train, r.signal_test) = (g("signal_train", i)?, g("signal_test", i)?);
             r.identifiable = ident.value(i) != 0;
+            r.resolved = resolved.value(i) != 0;
             (r.n_train, r.n_test) = (n_train.value(i) as usize, n_test.value(i) as usize);
             r.note = (!note.is_null(i)).then(|| note.value(i).to_string());
             out.push(r);
@@ -906,13 +949,28 @@ pub fn format_table(p: &Pipeline, rows: &[CouplingRow]) -> String {
         let mine: Vec<&CouplingRow> = rows.iter().filter(|r| r.arch == arch && r.width == width && (r.cutoff.to_bits() == cut || r.model.starts_with('u'))).collect();
         let n = mine.first().map_or((0, 0), |r| (r.n_train, r.n_test));
         let _ = writeln!(s, "\n{arch}  N = {width}  L = {cutoff}  propagator {prop}  ({} train / {} test 4-point tuples; MAPE in %)", n.0, n.1);
-        let seed_rows = act.map(seed::seed_rows).unwrap_or(&[]);
-        let protocol = act.and_then(seed::seed_protocol);
+        // The seed's numbers only beside a run of the seed's own protocol.
+        let protocol = p.arch(&arch).map_or(Err("arch not in the pipeline".to_string()), |a| seed::seed_match(a, width, cutoff));
+        let seed_rows = match (&protocol, act) {
+            (Ok(_), Some(act)) => seed::seed_rows(act),
+            _ => &[],
+        };
+        let seed_cols = |a: &str, b: &str, c: &str| if protocol.is_ok() { format!(" | {a:<28} {b:>7} {c:>8}") } else { String::new() };
+        let unresolved = |order: usize| mine.iter().find(|r| r.order == order && !r.resolved).map(|r| (r.signal_train, r.signal_test));
+        if let Some((st, ss)) = unresolved(4) {
+            let _ = writeln!(
+                s,
+                "  4-point signal NOT resolved above the bags' noise: sum |G4 - G4_GP| / sum stderr = {} (train), {} (test), below {SIGNAL_MIN}; the couplings and test errors measure noise, so the models are not ranked (the signal grows as sqrt(nets) / N: more nets or a smaller N)",
+                fmt_g(st),
+                fmt_g(ss)
+            );
+        }
         let _ = writeln!(
             s,
-            "  {:<9} {:<20} {:<20} {:<20} {:>9} {:>9} {:>9} {:>8} | {:<28} {:>7} {:>8}",
-            "model", "lambda0", "lambda2", "lambda_nl", "test MAPE", "test MSE", "MAPE(ex)", "cond", "seed (l0, l2, lNL)", "MAPE", "MSE"
+            "  {:<9} {:<20} {:<20} {:<20} {:>9} {:>9} {:>9} {:>8}{}",
+            "model", "lambda0", "lambda2", "lambda_nl", "test MAPE", "test MSE", "MAPE(ex)", "cond", seed_cols("seed (l0, l2, lNL)", "MAPE", "MSE")
         );
+        let noise4 = unresolved(4).is_some();
         for r in mine.iter().filter(|r| r.order == 4 && r.model.starts_with('M')) {
             let seed = seed_rows.iter().find(|x| x.model == r.model);
             let seed_txt = seed.map_or(String::new(), |x| {
@@ -926,18 +984,16 @@ pub fn format_table(p: &Pipeline, rows: &[CouplingRow]) -> String {
             };
             let _ = writeln!(
                 s,
-                "  {:<9} {:<20} {:<20} {:<20} {:>9} {:>9} {:>9} {:>8} | {:<28} {:>7} {:>8}",
+                "  {:<9} {:<20} {:<20} {:<20} {:>9} {:>9} {:>9} {:>8}{}",
                 r.model,
                 a,
                 b,
                 c,
-                fmt_g(r.test_mape),
-                fmt_g(r.test_mse),
+                if noise4 { "noise".into() } else { fmt_g(r.test_mape) },
+                if noise4 { "noise".into() } else { fmt_g(r.test_mse) },
                 fmt_g(r.test_mape_exact),
                 fmt_g(r.condition),
-                seed_txt,
-                sm,
-                sq
+                seed_cols(&seed_txt, &sm, &sq)
             );
         }
         for r in mine.iter().filter(|r| !(r.order == 4 && r.model.starts_with('M'))) {
@@ -958,17 +1014,19 @@ pub fn format_table(p: &Pipeline, rows: &[CouplingRow]) -> String {
             };
             let _ = writeln!(s, "  {what}");
         }
+        if let Some((st, ss)) = unresolved(6) {
+            let _ = writeln!(s, "  6-point signal not resolved above the bags' noise ({} train, {} test, below {SIGNAL_MIN}): the 6-point lines above measure noise", fmt_g(st), fmt_g(ss));
+        }
         for r in mine.iter().filter(|r| !r.identifiable) {
             let _ = writeln!(s, "  {} {}-point: {}", r.model, r.order, r.note.clone().unwrap_or_default());
         }
         match protocol {
-            Some((pw, pl)) if pw == width && pl == cutoff => {
-                let _ = writeln!(s, "  seed: same protocol (N = {pw}, L = {pl}); its code fitted raw G4, swapped train/test and (relu) kept a bias, so the numbers need not agree (THEORY section 5); our sign follows lambda_m = -(G4 - G4_GP) / (24 int prod K).");
+            Ok(sp) => {
+                let _ = writeln!(s, "  seed: same protocol (d_in = 1, sigma_w = {}, sigma_b = {}, the seed's inputs, N = {}, L = {}); its code fitted raw G4, swapped train/test and (relu) kept a bias, so the numbers need not agree; our sign follows lambda_m = -(G4 - G4_GP) / (24 int prod K).", sp.sigma_w, sp.sigma_b, sp.width, sp.cutoff);
             }
-            Some((pw, pl)) => {
-                let _ = writeln!(s, "  seed column: the seed's protocol was N = {pw}, L = {pl}; this run differs, compare shapes only.");
+            Err(why) => {
+                let _ = writeln!(s, "  no seed reference: {why}.");
             }
-            None => {}
         }
     }
     s

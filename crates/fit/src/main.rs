@@ -32,7 +32,7 @@ fn main() {
             p.name,
             what,
             out.couplings.len(),
-            out.predictions.len(),
+            out.n_predictions,
             start.elapsed().as_secs_f64(),
             data.join("couplings.parquet").display()
         );

@@ -46,12 +46,64 @@ pub fn seed_rows(act: Activation) -> &'static [SeedRow] {
     }
 }
 
-/// The seed's protocol for an activation (THEORY section 9): (width, cutoff).
-pub fn seed_protocol(act: Activation) -> Option<(usize, f64)> {
+/// The seed's coupling-fit protocol for one activation (THEORY sections 1,
+/// 5 and 9): a single hidden layer in d_in = 1 at the seed's sigmas, on the
+/// seed's inputs, at one width and cutoff.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeedProtocol {
+    pub sigma_w: f64,
+    pub sigma_b: f64,
+    pub inputs: Vec<f64>,
+    pub width: usize,
+    pub cutoff: f64,
+}
+
+/// The protocol behind [`seed_rows`] (none for tanh: the seed has no table).
+pub fn seed_protocol(act: Activation) -> Option<SeedProtocol> {
+    let erf = vec![-1.0, -0.6, -0.2, 0.2, 0.6, 1.0];
+    let proto = |sigma_b: f64, inputs: Vec<f64>, width: usize, cutoff: f64| SeedProtocol { sigma_w: 1.0, sigma_b, inputs, width, cutoff };
     match act {
-        Activation::Erf => Some((5, 100.0)),
-        Activation::Gauss => Some((1000, f64::INFINITY)),
-        Activation::Relu => Some((20, 100.0)),
+        Activation::Erf => Some(proto(1.0, erf, 5, 100.0)),
+        Activation::Gauss => Some(proto(1.0, erf.iter().map(|x| 0.01 * x).collect(), 1000, f64::INFINITY)),
+        Activation::Relu => Some(proto(0.0, vec![0.2, 0.4, 0.6, 0.8, 1.0, 1.2], 20, 100.0)),
         Activation::Tanh => None,
+    }
+}
+
+/// Whether a fit of `arch` at `width` and `cutoff` is the seed's protocol:
+/// `Ok` with it when activation, depth, d_in, sigmas, inputs, N and L all
+/// match, else `Err` with the first difference (what the table prints
+/// instead of the seed's numbers).
+///
+/// ```
+/// # use nnqft_core::{ArchSpec, Activation};
+/// # use nnqft_fit::seed::seed_match;
+/// let x: Vec<Vec<f64>> = [-1.0, -0.6, -0.2, 0.2, 0.6, 1.0].iter().map(|&v| vec![v]).collect();
+/// let erf = ArchSpec::single("e", Activation::Erf, 1.0, 1.0, x);
+/// assert!(seed_match(&erf, 5, 100.0).is_ok());
+/// assert!(seed_match(&erf, 5, 10.0).unwrap_err().contains("L = 10"));
+/// ```
+pub fn seed_match(arch: &nnqft_core::ArchSpec, width: usize, cutoff: f64) -> Result<SeedProtocol, String> {
+    let Some(sp) = seed_protocol(arch.activation) else {
+        return Err(format!("the seed has no {:?} coupling table", arch.activation).to_lowercase());
+    };
+    let same = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs().max(1e-3);
+    let inputs_match = arch.inputs.len() == sp.inputs.len() && arch.inputs.iter().zip(&sp.inputs).all(|(x, &y)| x.len() == 1 && same(x[0], y));
+    let why = if arch.hidden_layers != 1 {
+        Some(format!("{} hidden layers (the seed's nets have one)", arch.hidden_layers))
+    } else if arch.d_in != 1 {
+        Some(format!("d_in = {} (the seed's table is d_in = 1)", arch.d_in))
+    } else if !same(arch.sigma_w, sp.sigma_w) || !same(arch.sigma_b, sp.sigma_b) {
+        Some(format!("sigma_w = {}, sigma_b = {} (the seed's are {}, {})", arch.sigma_w, arch.sigma_b, sp.sigma_w, sp.sigma_b))
+    } else if !inputs_match {
+        Some(format!("other inputs (the seed's are {:?})", sp.inputs))
+    } else if width != sp.width || !(cutoff == sp.cutoff || same(cutoff, sp.cutoff)) {
+        Some(format!("N = {width}, L = {cutoff} (the seed's are N = {}, L = {})", sp.width, sp.cutoff))
+    } else {
+        None
+    };
+    match why {
+        None => Ok(sp),
+        Some(w) => Err(w),
     }
 }

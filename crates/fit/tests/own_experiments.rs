@@ -11,14 +11,16 @@ fn sibling(name: &str) -> PathBuf {
     Path::new(BIN).with_file_name(name)
 }
 
-fn run_all(pipeline: &Path, data: &Path, rg: bool) {
+/// Every stage; returns the fit's stdout.
+fn run_all(pipeline: &Path, data: &Path, rg: bool) -> String {
     let (p, d) = (pipeline.to_str().unwrap(), data.to_str().unwrap());
     ok(&sibling("nnqft-sample"), &["--pipeline", p, "--data", d]);
     ok(&sibling("nnqft-moments"), &["--pipeline", p, "--data", d]);
-    ok(Path::new(BIN), &["--pipeline", p, "--data", d]);
+    let fit = ok(Path::new(BIN), &["--pipeline", p, "--data", d]);
     if rg {
         ok(&sibling("nnqft-rg"), &["--pipeline", p, "--data", d]);
     }
+    fit
 }
 
 /// M1 identifiable and lambda_bar within 3 bag standard errors of the value
@@ -74,8 +76,44 @@ interior = [-0.6, 0.6]
     )
     .unwrap();
     let data = tmp.path().join("data");
-    run_all(&pipe, &data, false);
+    let fit = run_all(&pipe, &data, false);
     check_fits(&data, "erf-d2", &[10.0, 100.0]);
+    // N = 5 and L = 100 are the seed's erf protocol, but d_in and sigmas are not: no seed column.
+    assert!(!fit.contains("seed (l0") && !fit.contains("same protocol"), "{fit}");
+    assert_eq!(fit.matches("no seed reference: d_in = 2").count(), 2, "{fit}");
+}
+
+/// The seed's table is shown only for its own protocol (THEORY sections 1,
+/// 5, 9): every field that differs is named instead.
+#[test]
+fn seed_reference_only_on_the_seed_protocol() {
+    use nnqft_fit::seed::seed_match;
+    let quick = nnqft_core::Pipeline::from_toml(&std::fs::read_to_string(nnqft_testkit::repo().join("pipelines/quick.toml")).unwrap()).unwrap();
+    let arch = |n: &str| quick.arch(n).unwrap().clone();
+    assert!(seed_match(&arch("erf-d1"), 5, 100.0).is_ok());
+    assert!(seed_match(&arch("relu-d1"), 20, 100.0).is_ok());
+    assert!(seed_match(&arch("gauss-d1"), 1000, f64::INFINITY).is_ok());
+    let mismatch = |a: nnqft_core::ArchSpec, n: usize, l: f64, needle: &str| {
+        let why = seed_match(&a, n, l).expect_err("not the seed's protocol");
+        assert!(why.contains(needle), "{needle:?} not in {why:?}");
+    };
+    mismatch(arch("gauss-d1"), 100, f64::INFINITY, "N = 100");
+    mismatch(arch("erf-d1"), 5, 10.0, "L = 10");
+    mismatch(arch("tanh-d1"), 5, 100.0, "no tanh");
+    mismatch(arch("relu-deep"), 20, 100.0, "hidden layers");
+    let mut a = arch("erf-d1");
+    a.sigma_b = 0.3;
+    mismatch(a, 5, 100.0, "sigma_b = 0.3");
+    let mut a = arch("erf-d1");
+    a.inputs[2][0] = -0.25;
+    mismatch(a, 5, 100.0, "other inputs");
+    let mut a = arch("erf-d1");
+    a.inputs.pop();
+    mismatch(a, 5, 100.0, "other inputs");
+    let mut a = arch("erf-d1");
+    a.d_in = 2;
+    a.inputs.iter_mut().for_each(|x| x.push(0.0));
+    mismatch(a, 5, 100.0, "d_in = 2");
 }
 
 /// tanh's kernel is computed by quadrature (core::pairexp); fit and the

@@ -118,3 +118,53 @@ fn relu_d1_without_bias_is_flagged_and_erf_is_not() {
     let lb = out.couplings.iter().find(|r| r.model == "lambda_bar").unwrap();
     assert!((lb.exact_value / 1e-3 - 1.0).abs() < 1e-12, "{}", lb.exact_value);
 }
+
+/// The signal-to-noise statistic against exact values: for data that are
+/// pure noise, sum |x| / sum se -> E|z| = sqrt(2 / pi) = 0.798; for a signal
+/// of 5 se, E|5 + z| = 5.000 (to 1e-6). A fit on noise is flagged, its table
+/// says so and prints no test errors; the same fit on a 5 se signal is not.
+/// (Expecting 0.86 instead of 0.798 fails: the tolerance is 4 x 0.015.)
+#[test]
+fn unresolved_signal_is_flagged_and_not_ranked() {
+    use nnqft_fit::{signal, SIGNAL_MIN};
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(41);
+    let n = 4000;
+    let se: Vec<f64> = (0..n).map(|i| 1.0 + (i % 7) as f64).collect();
+    let train: Vec<bool> = (0..n).map(|i| i % 2 == 0).collect();
+    for (shift, exact) in [(0.0, (2.0 / std::f64::consts::PI).sqrt()), (5.0, 5.0)] {
+        let meas: Vec<f64> = se.iter().map(|s| s * (shift + Distribution::<f64>::sample(&StandardNormal, &mut rng))).collect();
+        for want in [true, false] {
+            // stderr of the ratio: sd|z| (0.603 for shift 0, 1 for 5) x rms(se) / (mean(se) sqrt(n/2)).
+            let sd = if shift == 0.0 { (1.0 - 2.0 / std::f64::consts::PI).sqrt() } else { 1.0 };
+            let rms = (se.iter().map(|s| s * s).sum::<f64>() / n as f64).sqrt();
+            let mean = se.iter().sum::<f64>() / n as f64;
+            let tol = sd * rms / mean / ((n / 2) as f64).sqrt();
+            let got = signal(&meas, &se, &train, want);
+            assert!((got - exact).abs() < 4.0 * tol, "shift {shift}: {got} vs {exact} (+- {tol:.1e})");
+        }
+    }
+
+    let arch = erf_grid();
+    let run = run_for(&arch, 10.0, [-0.5, 0.5]);
+    let tpl = Templates::new(&arch, 10.0, Propagator::Full, false).unwrap();
+    let ts = tuples(arch.k(), 4);
+    let shape: Vec<f64> = ts.iter().map(|t| quartic_templates(&tpl, t)[0]).collect();
+    let mut p = pipeline(&arch);
+    p.sample.bags = 10;
+    p.fit.run = vec![run.clone()];
+    for (amplitude, resolved) in [(0.0, false), (5.0, true)] {
+        // Per-bag noise of 1 unit on each tuple: bag stderr 1 / sqrt(10); the signal is `amplitude` stderrs.
+        let scale = shape.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let truth: Vec<f64> = shape.iter().map(|v| amplitude / 10f64.sqrt() * v.signum() * scale).collect();
+        let bags: Vec<Vec<f64>> = (0..10).map(|_| truth.iter().map(|t| t + scale * Distribution::<f64>::sample(&StandardNormal, &mut rng)).collect()).collect();
+        let dev = Deviations { per_bag: BTreeMap::from([(4, bags)]), exact: BTreeMap::from([(4, truth.clone())]) };
+        let out = fit_run(&p, &run, 5, &dev, &tpl, None).unwrap();
+        for r in &out.couplings {
+            assert_eq!(r.resolved, resolved, "{} at amplitude {amplitude}: signal {} / {}", r.model, r.signal_train, r.signal_test);
+            assert_eq!(r.signal_train >= SIGNAL_MIN, resolved);
+        }
+        let table = nnqft_fit::format_table(&p, &out.couplings);
+        assert_eq!(table.contains("4-point signal NOT resolved"), !resolved, "{table}");
+        assert_eq!(table.contains("noise     noise"), !resolved, "{table}");
+    }
+}

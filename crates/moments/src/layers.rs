@@ -26,7 +26,7 @@ pub fn cache_path(data: &Path, arch: &str, width: usize) -> PathBuf {
     data.join("cache").join("layers").join(format!("arch={arch}")).join(format!("width={width}.json"))
 }
 
-fn key(p: &Pipeline, arch: &ArchSpec, width: usize) -> String {
+pub(crate) fn key(p: &Pipeline, arch: &ArchSpec, width: usize) -> String {
     format!("layers-{}", reduce_key(p, arch, width))
 }
 

@@ -12,7 +12,6 @@ pub mod reduce;
 
 use anyhow::Result;
 use nnqft_core::exact::{Accuracy, ExactTheory};
-use nnqft_core::rng::sha256_hex;
 use nnqft_core::tuples::tuples;
 use nnqft_core::{Activation, Pipeline};
 use nnqft_store::tables::Table;
@@ -239,6 +238,11 @@ pub fn run(p: &Pipeline, data: &Path, opts: &Options) -> Result<Outputs> {
     if !data.join("samples").is_dir() {
         anyhow::bail!("{}: no samples/ here; run nnqft-sample for pipeline {:?} first", data.display(), p.name);
     }
+    // The same rule as every stage: no table from data the pipeline as configured now does not produce.
+    let stale = nnqft_store::samples::stale_entries(p, data)?;
+    if !stale.is_empty() {
+        anyhow::bail!("{}", nnqft_store::samples::stale_message(p, &stale, "run nnqft-sample --force to remove stale data"));
+    }
     let mut shallow = p.clone();
     shallow.sample.arch.retain(|a| a.hidden_layers == 1);
     let mut out = if shallow.sample.arch.is_empty() {
@@ -260,12 +264,11 @@ fn run_layers(p: &Pipeline, data: &Path, opts: &Options) -> Result<Vec<layers::L
     }
     let reduced = layers::reduce_layers(p, data, opts.force)?;
     let rows: Vec<layers::LayerRow> = reduced.iter().flat_map(|r| layers::layer_rows(p.arch(&r.arch).expect("arch"), r)).collect();
-    let keys: Vec<&str> = reduced.iter().map(|r| r.key.as_str()).collect();
     let footer = serde_json::json!({
         "stage": "moments",
         "pipeline": p.name,
         "seed": p.seed,
-        "config_hash": sha256_hex(keys.join(",").as_bytes()),
+        "config_hash": reduce::tables_hash(p, true),
         "version": nnqft_core::VERSION,
         "sources": reduced.iter().map(|r| serde_json::json!({"arch": r.arch, "width": r.width, "reduce_key": r.key})).collect::<Vec<_>>(),
     });
@@ -337,12 +340,11 @@ fn footer(p: &Pipeline, reduced: &[Reduced]) -> serde_json::Value {
             serde_json::json!({"arch": r.arch, "width": r.width, "sample_config_hash": p.sample_hash(a, r.width), "reduce_key": r.key})
         })
         .collect();
-    let keys: Vec<&str> = reduced.iter().map(|r| r.key.as_str()).collect();
     serde_json::json!({
         "stage": "moments",
         "pipeline": p.name,
         "seed": p.seed,
-        "config_hash": sha256_hex(keys.join(",").as_bytes()),
+        "config_hash": reduce::tables_hash(p, false),
         "version": nnqft_core::VERSION,
         "sources": sources,
     })

@@ -40,6 +40,21 @@ pub fn reduce_key(p: &Pipeline, arch: &ArchSpec, width: usize) -> String {
     sha256_hex(key.to_string().as_bytes())
 }
 
+/// The `config_hash` that `moments.parquet` and `moments_bags.parquet`
+/// (`deep = false`) or `layers.parquet` and `layers_bags.parquet`
+/// (`deep = true`) carry when written from `p` as configured now: a hash
+/// of the reduce keys of its (arch, width) pairs, in pipeline order. A
+/// downstream stage refuses a table whose footer records another.
+pub fn tables_hash(p: &Pipeline, deep: bool) -> String {
+    let keys: Vec<String> = p
+        .arch_widths()
+        .into_iter()
+        .filter(|&(a, _)| (p.sample.arch[a].hidden_layers > 1) == deep)
+        .map(|(a, w)| if deep { crate::layers::key(p, &p.sample.arch[a], w) } else { reduce_key(p, &p.sample.arch[a], w) })
+        .collect();
+    sha256_hex(keys.join(",").as_bytes())
+}
+
 /// `DATA/cache/moments/arch=A/width=N.json`.
 pub fn cache_path(data: &Path, arch: &str, width: usize) -> PathBuf {
     data.join("cache").join("moments").join(format!("arch={arch}")).join(format!("width={width}.json"))

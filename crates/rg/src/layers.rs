@@ -19,11 +19,9 @@ use std::path::Path;
 pub type LayerBags = BTreeMap<(String, usize, usize), Vec<(f64, f64)>>;
 
 /// Reads input point 0 of `layers_bags.parquet`.
+/// The caller has checked that the table is current (`crate::run`).
 pub fn load_layer_bags(path: &Path) -> Result<LayerBags> {
     let mut out: LayerBags = BTreeMap::new();
-    if !path.exists() {
-        bail!("{}: missing; run nnqft-moments for this pipeline first (it writes the per-layer moments of deep archs)", path.display());
-    }
     for b in read_table(path)? {
         let arch = column::<StringArray>(path, &b, "arch")?;
         let width = column::<UInt32Array>(path, &b, "width")?;

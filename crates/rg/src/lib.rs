@@ -406,12 +406,22 @@ pub fn run(p: &Pipeline, data: &Path, opts: &Options) -> Result<Outputs> {
     if !coupling_flows && !deep {
         return Ok(Outputs { flow: Vec::new(), slopes: Vec::new(), up_to_date: true });
     }
-    let lock = nnqft_store::lock::DirLock::acquire_for_input(data, "nnqft-rg", "moments.parquet", "nnqft-moments")?;
+    // A deep-only pipeline has no moments.parquet: its input is layers_bags.parquet.
+    let input = if coupling_flows { "moments.parquet" } else { "layers_bags.parquet" };
+    let lock = nnqft_store::lock::DirLock::acquire_for_input(data, "nnqft-rg", input, "nnqft-moments")?;
     if let Some(prev) = &lock.recovered_from {
         eprintln!("nnqft-rg: note: {} was held by a run that is gone ({prev}); recovered", lock.path().display());
     }
     nnqft_store::atomic::clean_stale_temps(data, None)?;
     nnqft_store::atomic::clean_stale_temps(&data.join("plots"), None)?;
+    // Inputs first, even when the outputs look up to date: one stale-data rule for every stage.
+    if coupling_flows {
+        nnqft_fit::require_inputs(p, data)?;
+    }
+    if deep {
+        let want = nnqft_moments::reduce::tables_hash(p, true);
+        nnqft_store::tables::require_current(&data.join("layers_bags.parquet"), &want, &p.name, "nnqft-moments")?;
+    }
     let hash = rg_hash(p);
     let outs = ["flow.parquet", "slopes.parquet", "report.md"].map(|f| data.join(f));
     let report_ok = std::fs::read_to_string(&outs[2]).is_ok_and(|t| t.contains(&hash));

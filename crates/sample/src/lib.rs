@@ -12,9 +12,9 @@ use nnqft_cli::{Progress, human};
 use nnqft_core::rng::StreamKey;
 use nnqft_core::deep::DeepSampler;
 use nnqft_core::{NetSampler, Pipeline};
-use nnqft_store::atomic::{clean_stale_temps, is_temp_name};
+use nnqft_store::atomic::clean_stale_temps;
 use nnqft_store::lock::DirLock;
-use nnqft_store::samples::{PartMeta, bag_dir, part_file_name, part_path, read_part_meta, write_part};
+use nnqft_store::samples::{PartMeta, bag_dir, part_file_name, part_path, read_part_meta, stale_entries, stale_message, write_part};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 
@@ -119,58 +119,6 @@ fn state(path: &Path, want: &PartMeta, verify: bool) -> State {
     }
 }
 
-/// Files and directories under `DATA/samples` that the pipeline would not
-/// produce (a removed width, fewer bags, a smaller nets_per_bag...).
-/// Temporary files are not listed (they are cleaned separately).
-pub fn stale_entries(p: &Pipeline, data: &Path) -> Result<Vec<PathBuf>> {
-    fn list(dir: &Path) -> Result<Vec<(String, PathBuf, bool)>> {
-        let mut out = Vec::new();
-        let rd = match std::fs::read_dir(dir) {
-            Ok(rd) => rd,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-            Err(e) => return Err(e).with_context(|| format!("cannot list {}", dir.display())),
-        };
-        for e in rd {
-            let e = e?;
-            let name = e.file_name().to_string_lossy().into_owned();
-            out.push((name, e.path(), e.file_type()?.is_dir()));
-        }
-        out.sort();
-        Ok(out)
-    }
-    let mut stale = Vec::new();
-    for (an, ap, adir) in list(&data.join("samples"))? {
-        let Some(arch) = an.strip_prefix("arch=").and_then(|a| p.arch(a)).filter(|_| adir) else {
-            stale.push(ap);
-            continue;
-        };
-        for (wn, wp, wdir) in list(&ap)? {
-            let ok = wdir && wn.strip_prefix("width=").and_then(|w| w.parse::<usize>().ok()).is_some_and(|w| p.widths_of(arch).contains(&w) && wn == format!("width={w}"));
-            if !ok {
-                stale.push(wp);
-                continue;
-            }
-            for (bn, bp, bdir) in list(&wp)? {
-                let ok = bdir && bn.strip_prefix("bag=").and_then(|b| b.parse::<u32>().ok()).is_some_and(|b| b < p.sample.bags && bn == format!("bag={b}"));
-                if !ok {
-                    stale.push(bp);
-                    continue;
-                }
-                let parts = p.parts_per_bag();
-                for (fname, fp, fdir) in list(&bp)? {
-                    if !fdir && is_temp_name(&fname) {
-                        continue;
-                    }
-                    if fdir || !(0..parts).any(|i| part_file_name(i) == fname) {
-                        stale.push(fp);
-                    }
-                }
-            }
-        }
-    }
-    Ok(stale)
-}
-
 /// How many of a shard's part files are not yet done (missing, corrupt or
 /// foreign): 0 means the shard has nothing left to do.
 pub fn pending_units(p: &Pipeline, data: &Path, shard: Option<(u32, u32)>) -> usize {
@@ -211,13 +159,7 @@ pub fn run(p: &Pipeline, data: &Path, opts: &Options) -> Result<Report> {
     let stale = stale_entries(p, data)?;
     if !stale.is_empty() {
         if !opts.force {
-            bail!(
-                "{}: not produced by pipeline {:?} as configured now ({} stale entr{}); delete it, use another --data, or rerun with --force to remove it",
-                stale[0].display(),
-                p.name,
-                stale.len(),
-                if stale.len() == 1 { "y" } else { "ies" }
-            );
+            bail!("{}", stale_message(p, &stale, "rerun with --force to remove stale data"));
         }
         for s in &stale {
             let r = if s.is_dir() { std::fs::remove_dir_all(s) } else { std::fs::remove_file(s) };

@@ -5,12 +5,12 @@
 //! the outputs, unit 0's pre-activation at every hidden layer:
 //! `l1_f0..l1_f{k-1}, ..., lL_f0..lL_f{k-1}`.
 
-use crate::atomic::write_parquet;
+use crate::atomic::{is_temp_name, write_parquet};
 use anyhow::{bail, Context, Result};
 use arrow::array::{Array, Float32Array};
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
-use nnqft_core::ArchSpec;
+use nnqft_core::{ArchSpec, Pipeline};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::{Compression, Encoding};
 use parquet::file::metadata::KeyValue;
@@ -195,4 +195,69 @@ pub fn read_part(path: &Path) -> Result<(PartMeta, Vec<Vec<f32>>)> {
         bail!("{}: non-finite value {v} in column {} row {r}", path.display(), names[j]);
     }
     Ok((meta, cols))
+}
+
+/// Files and directories under `DATA/samples` that the pipeline would not
+/// produce (a removed width, fewer bags, a smaller nets_per_bag...).
+/// Temporary files are not listed (they are cleaned separately).
+pub fn stale_entries(p: &Pipeline, data: &Path) -> Result<Vec<PathBuf>> {
+    fn list(dir: &Path) -> Result<Vec<(String, PathBuf, bool)>> {
+        let mut out = Vec::new();
+        let rd = match std::fs::read_dir(dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(e).with_context(|| format!("cannot list {}", dir.display())),
+        };
+        for e in rd {
+            let e = e?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            out.push((name, e.path(), e.file_type()?.is_dir()));
+        }
+        out.sort();
+        Ok(out)
+    }
+    let mut stale = Vec::new();
+    for (an, ap, adir) in list(&data.join("samples"))? {
+        let Some(arch) = an.strip_prefix("arch=").and_then(|a| p.arch(a)).filter(|_| adir) else {
+            stale.push(ap);
+            continue;
+        };
+        for (wn, wp, wdir) in list(&ap)? {
+            let ok = wdir && wn.strip_prefix("width=").and_then(|w| w.parse::<usize>().ok()).is_some_and(|w| p.widths_of(arch).contains(&w) && wn == format!("width={w}"));
+            if !ok {
+                stale.push(wp);
+                continue;
+            }
+            for (bn, bp, bdir) in list(&wp)? {
+                let ok = bdir && bn.strip_prefix("bag=").and_then(|b| b.parse::<u32>().ok()).is_some_and(|b| b < p.sample.bags && bn == format!("bag={b}"));
+                if !ok {
+                    stale.push(bp);
+                    continue;
+                }
+                let parts = p.parts_per_bag();
+                for (fname, fp, fdir) in list(&bp)? {
+                    if !fdir && is_temp_name(&fname) {
+                        continue;
+                    }
+                    if fdir || !(0..parts).any(|i| part_file_name(i) == fname) {
+                        stale.push(fp);
+                    }
+                }
+            }
+        }
+    }
+    Ok(stale)
+}
+
+/// The one refusal every stage gives for stale sample data: the first
+/// entry, how many there are, and what to do (`remedy`).
+pub fn stale_message(p: &Pipeline, stale: &[PathBuf], remedy: &str) -> String {
+    format!(
+        "{}: not produced by pipeline {:?} as configured now ({} stale entr{}: a removed arch or width, fewer bags or parts); nothing was written; delete {}, use another --data, or {remedy}",
+        stale[0].display(),
+        p.name,
+        stale.len(),
+        if stale.len() == 1 { "y" } else { "ies" },
+        if stale.len() == 1 { "it" } else { "them" }
+    )
 }

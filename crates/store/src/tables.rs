@@ -88,6 +88,36 @@ pub fn read_footer(path: &Path) -> Result<serde_json::Value> {
     serde_json::from_str(&json).with_context(|| format!("{}: footer is not JSON", path.display()))
 }
 
+/// The number of rows of a Parquet file, from its footer (no data read).
+pub fn num_rows(path: &Path) -> Result<usize> {
+    let file = std::fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
+    let reader = parquet::file::reader::SerializedFileReader::new(file)
+        .with_context(|| format!("{}: not a readable Parquet file", path.display()))?;
+    use parquet::file::reader::FileReader;
+    Ok(reader.metadata().file_metadata().num_rows() as usize)
+}
+
+/// Refuses an input table that is missing or whose footer `config_hash`
+/// is not `want` (the hash the producing stage `made_by` would record for
+/// the pipeline as configured now): a downstream stage never computes from
+/// a stale table. One line names the file and what to run.
+pub fn require_current(path: &Path, want: &str, pipeline: &str, made_by: &str) -> Result<()> {
+    if !path.is_file() {
+        anyhow::bail!("{}: missing; run {made_by} for pipeline {pipeline:?} first", path.display());
+    }
+    let found = read_footer(path)?;
+    let found = found["config_hash"].as_str().unwrap_or("");
+    if found != want {
+        anyhow::bail!(
+            "{}: stale, written from another configuration of pipeline {pipeline:?} (config hash {}..., as configured now {}...: widths, bags, orders, samples or version changed); nothing was written; rerun {made_by}",
+            path.display(),
+            &found[..found.len().min(12)],
+            &want[..want.len().min(12)]
+        );
+    }
+    Ok(())
+}
+
 /// All record batches of a Parquet file (for reading result tables back).
 pub fn read_table(path: &Path) -> Result<Vec<RecordBatch>> {
     let file = std::fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
