@@ -172,11 +172,19 @@ impl Progress {
         let bar = std::io::stderr().is_terminal().then(|| {
             let b = ProgressBar::new(total);
             b.set_style(
-                ProgressStyle::with_template(&format!(
-                    "{{prefix}} [{{bar:30.cyan/blue}}] {{human_pos}}/{{human_len}} {unit} {{per_sec}} ETA {{eta}}"
-                ))
-                .expect("valid template")
-                .progress_chars("=> "),
+                ProgressStyle::with_template(&format!("{{prefix}} [{{bar:30.cyan/blue}}] {{done}}/{{total}} {unit} {{rate}} {unit}/s ETA {{eta}}"))
+                    .expect("valid template")
+                    // The same number format as the log lines: "585.8k", not "585,824.9259".
+                    .with_key("done", |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = w.write_str(&human(s.pos() as f64));
+                    })
+                    .with_key("total", |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = w.write_str(&human(s.len().unwrap_or(0) as f64));
+                    })
+                    .with_key("rate", |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = w.write_str(&human(s.per_sec()));
+                    })
+                    .progress_chars("=> "),
             );
             b.set_prefix(label.to_string());
             b
@@ -229,13 +237,26 @@ impl Progress {
     }
 }
 
-/// 1234567 -> "1.23M".
+/// Three significant figures with a k/M/G suffix, for counts and rates in
+/// progress lines and bars.
+///
+/// ```
+/// use nnqft_cli::human;
+/// assert_eq!(human(1234567.0), "1.23M");
+/// assert_eq!(human(585824.9259), "586k");
+/// assert_eq!(human(12e6), "12.0M");
+/// assert_eq!(human(42.0), "42");
+/// ```
 pub fn human(x: f64) -> String {
     let (v, s) = match x.abs() {
         a if a >= 1e9 => (x / 1e9, "G"),
         a if a >= 1e6 => (x / 1e6, "M"),
         a if a >= 1e3 => (x / 1e3, "k"),
-        _ => (x, ""),
+        _ => return format!("{x:.0}"),
     };
-    if s.is_empty() { format!("{v:.0}") } else { format!("{v:.3}{s}") }
+    match v.abs() {
+        a if a >= 99.95 => format!("{v:.0}{s}"),
+        a if a >= 9.995 => format!("{v:.1}{s}"),
+        _ => format!("{v:.2}{s}"),
+    }
 }

@@ -288,8 +288,21 @@ fn run_single_layer(p: &Pipeline, data: &Path, opts: &Options) -> Result<Outputs
     for d in dirs {
         nnqft_store::atomic::clean_stale_temps(&d, None)?;
     }
+    // The exact theory first (seconds of quadrature per arch), with its own progress, so that
+    // the reading bar ends when the stage is nearly done.
+    let progress = nnqft_cli::Progress::new(&format!("exact theory {}", p.name), p.sample.arch.len() as u64, "archs");
+    let theories: Vec<ExactTheory> = p
+        .sample
+        .arch
+        .par_iter()
+        .map(|a| {
+            let th = ExactTheory::new(a, Accuracy::default());
+            progress.inc(1);
+            th
+        })
+        .collect();
+    progress.finish();
     let (reduced, cached) = reduce_all(p, data, opts.force)?;
-    let theories: Vec<ExactTheory> = p.sample.arch.par_iter().map(|a| ExactTheory::new(a, Accuracy::default())).collect();
     let mut rows = Vec::new();
     let mut summary = Vec::new();
     for (ai, arch) in p.sample.arch.iter().enumerate() {

@@ -100,8 +100,10 @@ pub(crate) fn bag_sums<S: Default + Send>(
         .map(|&(i, bag, part)| {
             let (a, w) = pairs[i];
             let cols = load_part(p, data, &p.sample.arch[a], w, bag, part)?;
+            let sums = part_sums(a, cols);
+            // Counted when summed, not when read: the bar ends with the work.
             progress.inc(p.nets_in_part(part));
-            Ok(part_sums(a, cols))
+            Ok(sums)
         })
         .collect::<Result<_>>()?;
     progress.finish();
