@@ -78,6 +78,17 @@ interior = [-0.6, 0.6]
     let data = tmp.path().join("data");
     let fit = run_all(&pipe, &data, false);
     check_fits(&data, "erf-d2", &[10.0, 100.0]);
+    // The 6-point prediction (lambda0 + kappa) is not refused either: the two-vertex double
+    // integral's error is judged on the table's scale, where it is below 1e-2.
+    let rows = nnqft_fit::read_back(&data.join("couplings.parquet")).unwrap();
+    for l in [10.0, 100.0] {
+        let r = rows.iter().find(|r| r.model == "M1+kappa" && r.cutoff == l).expect("M1+kappa row");
+        let z = (r.value - r.exact_value) / r.value_stderr;
+        eprintln!("erf-d2 L = {l}: kappa {:.4e} +- {:.1e}, exact {:.4e} ({z:.2} se); 6-point quadrature error {:.1e}; {:?}", r.value, r.value_stderr, r.exact_value, r.quad_rel_err, r.note);
+        assert!(r.identifiable, "L = {l}: M1+kappa refused: {:?}", r.note);
+        assert!(r.quad_rel_err < 1e-2, "L = {l}: 6-point quadrature error {}", r.quad_rel_err);
+        assert!(z.abs() < 3.0, "L = {l}: kappa {z:.2} standard errors from exact");
+    }
     // N = 5 and L = 100 are the seed's erf protocol, but d_in and sigmas are not: no seed column.
     assert!(!fit.contains("seed (l0") && !fit.contains("same protocol"), "{fit}");
     assert_eq!(fit.matches("no seed reference: d_in = 2").count(), 2, "{fit}");
