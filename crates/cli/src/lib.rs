@@ -260,3 +260,38 @@ pub fn human(x: f64) -> String {
         _ => format!("{v:.2}{s}"),
     }
 }
+
+/// A value with its error for tables: `1.234e-4±5.6e-6`; "-" for NaN, "0" for an exact zero.
+///
+/// ```
+/// assert_eq!(nnqft_cli::fmt_pm(1.5e-4, 2e-6), "1.500e-4±2.0e-6");
+/// ```
+pub fn fmt_pm(v: f64, e: f64) -> String {
+    if v.is_nan() {
+        "-".into()
+    } else if v == 0.0 && (e == 0.0 || e.is_nan()) {
+        "0".into()
+    } else if e.is_nan() {
+        format!("{v:.3e}")
+    } else {
+        format!("{v:.3e}±{e:.1e}")
+    }
+}
+
+/// A number for tables: 4 decimals in [1e-3, 1e4), else 2-digit scientific; "-" for NaN.
+///
+/// ```
+/// assert_eq!(nnqft_cli::fmt_g(0.25), "0.2500");
+/// assert_eq!(nnqft_cli::fmt_g(-3e-7), "-3.00e-7");
+/// ```
+pub fn fmt_g(v: f64) -> String {
+    if v.is_nan() {
+        "-".into()
+    } else if v == 0.0 {
+        "0".into()
+    } else if (1e-3..1e4).contains(&v.abs()) {
+        format!("{v:.4}")
+    } else {
+        format!("{v:.2e}")
+    }
+}

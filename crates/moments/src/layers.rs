@@ -3,7 +3,8 @@
 //! pre-activation, with bag errors, beside the layer recursion and (relu,
 //! `C_b = 0`) the exact finite-width kurtosis. Writes `layers.parquet`.
 
-use crate::reduce::{bag_sums, load_cached, reduce_key, store_cached};
+pub use nnqft_stats::{jackknife, kurtosis, pooled};
+use crate::reduce::{bag_sums, load_cached, store_cached};
 use anyhow::Result;
 use nnqft_core::deep::layer_theory;
 use nnqft_core::{ArchSpec, Pipeline};
@@ -27,7 +28,7 @@ pub fn cache_path(data: &Path, arch: &str, width: usize) -> PathBuf {
 }
 
 pub(crate) fn key(p: &Pipeline, arch: &ArchSpec, width: usize) -> String {
-    format!("layers-{}", reduce_key(p, arch, width))
+    nnqft_store::keys::layers_key(p, arch, width)
 }
 
 /// (layer, point) of column `c` of a part with `k` inputs and `layers` hidden layers.
@@ -92,37 +93,6 @@ pub fn reduce_layers(p: &Pipeline, data: &Path, force: bool) -> Result<Vec<Layer
 /// an O(1 / nets) bias that grows with the tails (deep layers at small n);
 /// pooling all bags and correcting by the jackknife removes it to O(1 / nets^2).
 ///
-/// ```
-/// use nnqft_moments::layers::jackknife;
-/// let x = [1.0, 2.0, 4.0, 5.0];
-/// let (m, se) = jackknife(4, |keep| keep.iter().map(|&b| x[b]).sum::<f64>() / keep.len() as f64);
-/// assert!((m - 3.0).abs() < 1e-12);
-/// assert!((se - 1.8257418583505538 / 2.0).abs() < 1e-12); // std / sqrt(B) for a mean
-/// ```
-pub fn jackknife(bags: usize, t: impl Fn(&[usize]) -> f64) -> (f64, f64) {
-    let all: Vec<usize> = (0..bags).collect();
-    let full = t(&all);
-    if bags < 2 {
-        return (full, f64::NAN);
-    }
-    let loo: Vec<f64> = (0..bags).map(|j| t(&all.iter().copied().filter(|&b| b != j).collect::<Vec<_>>())).collect();
-    let b = bags as f64;
-    let mean = loo.iter().sum::<f64>() / b;
-    let var = (b - 1.0) / b * loo.iter().map(|x| (x - mean).powi(2)).sum::<f64>();
-    (b * full - (b - 1.0) * mean, var.sqrt())
-}
-
-/// Pooled (m2, m4) over the bags in `keep` (bags have equal sizes).
-pub fn pooled(bags: &[(f64, f64)], keep: &[usize]) -> (f64, f64) {
-    let n = keep.len() as f64;
-    keep.iter().fold((0.0, 0.0), |(a, b), &i| (a + bags[i].0 / n, b + bags[i].1 / n))
-}
-
-/// Excess kurtosis `m4 / m2^2 - 3`.
-pub fn kurtosis((m2, m4): (f64, f64)) -> f64 {
-    m4 / (m2 * m2) - 3.0
-}
-
 /// One row of `layers.parquet`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LayerRow {

@@ -15,6 +15,7 @@ use nnqft_core::exact::{Accuracy, ExactTheory};
 use nnqft_core::tuples::tuples;
 use nnqft_core::{Activation, Pipeline};
 use nnqft_store::tables::Table;
+pub use nnqft_stats::{mean_std, ols_slope};
 use rayon::prelude::*;
 use reduce::{Reduced, reduce_all};
 use std::path::Path;
@@ -53,14 +54,6 @@ pub struct TupleRow {
     pub exact_m: f64,
     /// (delta - exact_delta) / stderr.
     pub z_exact: f64,
-}
-
-/// Mean and standard deviation (ddof 1; NaN for one value).
-pub fn mean_std(v: &[f64]) -> (f64, f64) {
-    let n = v.len() as f64;
-    let mean = v.iter().sum::<f64>() / n;
-    let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
-    (mean, var.sqrt())
 }
 
 /// The rows of `moments.parquet` for one reduced (arch, width).
@@ -132,15 +125,6 @@ fn mean_abs_m(r: &Reduced, order: usize, gps: &[f64], keep: &[usize]) -> f64 {
         })
         .sum();
     sum / gps.len() as f64
-}
-
-/// Least-squares slope of y against x.
-pub fn ols_slope(x: &[f64], y: &[f64]) -> f64 {
-    let n = x.len() as f64;
-    let (mx, my) = (x.iter().sum::<f64>() / n, y.iter().sum::<f64>() / n);
-    let sxy: f64 = x.iter().zip(y).map(|(a, b)| (a - mx) * (b - my)).sum();
-    let sxx: f64 = x.iter().map(|a| (a - mx).powi(2)).sum();
-    sxy / sxx
 }
 
 /// Summary rows for one arch (all widths, all orders).

@@ -3,10 +3,10 @@
 
 use anyhow::{Context, Result, bail};
 use nnqft_cli::Progress;
-use nnqft_core::rng::sha256_hex;
 use nnqft_core::tuples::ProductTree;
 use nnqft_core::{ArchSpec, Pipeline};
 use nnqft_store::atomic::write_atomic;
+pub use nnqft_store::keys::{reduce_key, tables_hash, MOMENTS_VERSION};
 use nnqft_store::samples::{part_path, read_part};
 use rayon::prelude::*;
 use serde::de::DeserializeOwned;
@@ -14,8 +14,6 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// Version of the reduction; enters the cache key.
-pub const MOMENTS_VERSION: u32 = 1;
 
 /// Per-bag n-point functions of one (arch, width):
 /// `bags[b][order][i]` = mean over the bag's nets of prod f(x_a), tuple i of
@@ -27,32 +25,6 @@ pub struct Reduced {
     pub width: usize,
     pub nets_per_bag: u64,
     pub bags: Vec<BTreeMap<usize, Vec<f64>>>,
-}
-
-/// The cache key: the samples' config hash, the orders and the reducer version.
-pub fn reduce_key(p: &Pipeline, arch: &ArchSpec, width: usize) -> String {
-    let key = serde_json::json!({
-        "moments_version": MOMENTS_VERSION,
-        "sample_hash": p.sample_hash(arch, width),
-        "bags": p.sample.bags,
-        "orders": p.moments.orders,
-    });
-    sha256_hex(key.to_string().as_bytes())
-}
-
-/// The `config_hash` that `moments.parquet` and `moments_bags.parquet`
-/// (`deep = false`) or `layers.parquet` and `layers_bags.parquet`
-/// (`deep = true`) carry when written from `p` as configured now: a hash
-/// of the reduce keys of its (arch, width) pairs, in pipeline order. A
-/// downstream stage refuses a table whose footer records another.
-pub fn tables_hash(p: &Pipeline, deep: bool) -> String {
-    let keys: Vec<String> = p
-        .arch_widths()
-        .into_iter()
-        .filter(|&(a, _)| (p.sample.arch[a].hidden_layers > 1) == deep)
-        .map(|(a, w)| if deep { crate::layers::key(p, &p.sample.arch[a], w) } else { reduce_key(p, &p.sample.arch[a], w) })
-        .collect();
-    sha256_hex(keys.join(",").as_bytes())
 }
 
 /// `DATA/cache/moments/arch=A/width=N.json`.

@@ -10,7 +10,7 @@ use anyhow::{Result, bail};
 use arrow::array::{Float64Array, StringArray, UInt32Array};
 use nnqft_core::deep::{k1, layer_theory, recursion};
 use nnqft_core::{Activation, ArchSpec, Pipeline};
-use nnqft_moments::layers::{jackknife, kurtosis, pooled};
+use nnqft_stats::{jackknife, kurtosis, pooled};
 use nnqft_store::tables::{column, read_table};
 use std::collections::BTreeMap;
 use std::path::Path;

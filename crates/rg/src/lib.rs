@@ -14,8 +14,9 @@ use nnqft_core::boxint::{quartic_integrals, Propagator, Templates};
 use nnqft_core::rng::sha256_hex;
 use nnqft_core::tuples::tuples;
 use nnqft_core::{Activation, ArchSpec, Pipeline};
-use nnqft_fit::{load_deviations, seed001_estimates, Deviations, Estimate};
-use nnqft_moments::plot::{write_panels, Panel, Series};
+pub use nnqft_stats::{wls_line, wls_slope};
+use nnqft_deviations::{load_deviations, seed001_estimates, Deviations, Estimate};
+use nnqft_plot::{write_panels, Panel, Series};
 use nnqft_store::tables::{read_footer, Table};
 use rayon::prelude::*;
 use std::collections::BTreeMap;
@@ -75,29 +76,6 @@ pub struct SlopeRow {
     pub note: Option<String>,
 }
 
-/// Weighted least-squares slope of y against x.
-///
-/// ```
-/// let s = nnqft_rg::wls_slope(&[0.0, 1.0, 2.0], &[1.0, 3.0, 5.0], &[1.0, 1.0, 1.0]);
-/// assert!((s - 2.0).abs() < 1e-12);
-/// ```
-pub fn wls_slope(x: &[f64], y: &[f64], w: &[f64]) -> f64 {
-    wls_line(x, y, w).0
-}
-
-/// Weighted least-squares line of y against x: (slope, intercept, chi2).
-pub fn wls_line(x: &[f64], y: &[f64], w: &[f64]) -> (f64, f64, f64) {
-    let sw: f64 = w.iter().sum();
-    let mx = x.iter().zip(w).map(|(a, b)| a * b).sum::<f64>() / sw;
-    let my = y.iter().zip(w).map(|(a, b)| a * b).sum::<f64>() / sw;
-    let sxy: f64 = x.iter().zip(y).zip(w).map(|((a, b), c)| c * (a - mx) * (b - my)).sum();
-    let sxx: f64 = x.iter().zip(w).map(|(a, c)| c * (a - mx) * (a - mx)).sum();
-    let slope = sxy / sxx;
-    let icpt = my - slope * mx;
-    let chi2 = x.iter().zip(y).zip(w).map(|((a, b), c)| c * (b - icpt - slope * a).powi(2)).sum();
-    (slope, icpt, chi2)
-}
-
 /// A fitted log-log slope of a coupling against a scale.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Slope {
@@ -144,7 +122,7 @@ pub fn log_slope(scales: &[f64], est: &[Estimate]) -> Slope {
         let exact = wls_slope(&x, &y(&|i| est[i].exact), &w);
         let bags = est.first().map_or(0, |e| e.bags.len());
         let per_bag: Vec<f64> = (0..bags).map(|b| wls_slope(&x, &y(&|i| est[i].bags[b]), &w)).filter(|s| s.is_finite()).collect();
-        (slope, nnqft_fit::stderr(&per_bag), exact)
+        (slope, nnqft_stats::stderr(&per_bag), exact)
     };
     if idx.len() < 2 {
         notes.push("fewer than 2 scales with a defined coupling: no slope".into());
@@ -287,7 +265,7 @@ pub fn cutoff_flow(arch: &ArchSpec, prop: Propagator, cutoffs: &[f64], devs: &[(
             slopes.push(SlopeRow {
                 quantity: "amplitude",
                 slope: mean,
-                stderr: nnqft_fit::stderr(&bags),
+                stderr: nnqft_stats::stderr(&bags),
                 exact,
                 asymptotic: f64::NAN,
                 seed_claim: f64::NAN,
@@ -385,15 +363,15 @@ pub fn rg_hash(p: &Pipeline) -> String {
     let mut keys = Vec::new();
     for c in &p.rg.cutoff {
         let a = p.arch(&c.arch).expect("validated");
-        keys.extend(cutoff_widths(p, c).into_iter().map(|w| nnqft_moments::reduce::reduce_key(p, a, w)));
+        keys.extend(cutoff_widths(p, c).into_iter().map(|w| nnqft_store::keys::reduce_key(p, a, w)));
     }
     if let Some(sw) = &p.rg.sigma_w {
         for w in sigma_w_widths(p) {
-            keys.extend(sw.archs.iter().map(|a| nnqft_moments::reduce::reduce_key(p, p.arch(a).expect("validated"), w)));
+            keys.extend(sw.archs.iter().map(|a| nnqft_store::keys::reduce_key(p, p.arch(a).expect("validated"), w)));
         }
     }
     for a in p.deep_archs() {
-        keys.extend(p.widths_of(a).iter().map(|&w| format!("layers-{}", nnqft_moments::reduce::reduce_key(p, a, w))));
+        keys.extend(p.widths_of(a).iter().map(|&w| format!("layers-{}", nnqft_store::keys::reduce_key(p, a, w))));
     }
     let key = serde_json::json!({"rg_version": RG_VERSION, "rg": p.rg, "reduce_keys": keys});
     sha256_hex(key.to_string().as_bytes())
@@ -416,10 +394,10 @@ pub fn run(p: &Pipeline, data: &Path, opts: &Options) -> Result<Outputs> {
     nnqft_store::atomic::clean_stale_temps(&data.join("plots"), None)?;
     // Inputs first, even when the outputs look up to date: one stale-data rule for every stage.
     if coupling_flows {
-        nnqft_fit::require_inputs(p, data)?;
+        nnqft_deviations::require_inputs(p, data)?;
     }
     if deep {
-        let want = nnqft_moments::reduce::tables_hash(p, true);
+        let want = nnqft_store::keys::tables_hash(p, true);
         nnqft_store::tables::require_current(&data.join("layers_bags.parquet"), &want, &p.name, "nnqft-moments")?;
     }
     let hash = rg_hash(p);
@@ -622,7 +600,7 @@ fn write_rg_plots(data: &Path, flow: &[FlowRow]) -> Result<Vec<String>> {
     Ok(written)
 }
 
-use nnqft_fit::fmt_g as num;
+use nnqft_cli::fmt_g as num;
 
 /// `report.md`: every slope and amplitude with measured, exact, asymptotic
 /// and seed values, and the plots.

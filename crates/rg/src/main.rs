@@ -52,8 +52,8 @@ fn main() {
                 r.slope,
                 r.stderr,
                 r.exact,
-                nnqft_fit::fmt_g(r.asymptotic),
-                nnqft_fit::fmt_g(r.seed_claim),
+                nnqft_cli::fmt_g(r.asymptotic),
+                nnqft_cli::fmt_g(r.seed_claim),
                 r.note.as_ref().map(|n| format!("  [{n}]")).unwrap_or_default()
             );
         }

@@ -5,7 +5,7 @@ use nnqft_core::boxint::Propagator;
 use nnqft_core::exact::{Accuracy, ExactTheory};
 use nnqft_core::tuples::tuples;
 use nnqft_core::{Activation, ArchSpec};
-use nnqft_fit::Deviations;
+use nnqft_deviations::Deviations;
 use nnqft_rg::{cutoff_flow, sigma_w_flow};
 use std::collections::BTreeMap;
 

@@ -14,7 +14,8 @@ use nnqft_core::deep::DeepSampler;
 use nnqft_core::{NetSampler, Pipeline};
 use nnqft_store::atomic::clean_stale_temps;
 use nnqft_store::lock::DirLock;
-use nnqft_store::samples::{PartMeta, bag_dir, part_file_name, part_path, read_part_meta, stale_entries, stale_message, write_part};
+pub use nnqft_store::plan::{State, WorkUnit, expected_meta, pending_units, plan, shard_units, state};
+use nnqft_store::samples::{PartMeta, bag_dir, part_file_name, part_path, stale_entries, stale_message, write_part};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 
@@ -30,37 +31,6 @@ pub struct Options {
     pub verify: bool,
 }
 
-/// One part file's worth of sampling.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct WorkUnit {
-    /// Index into `pipeline.sample.arch`.
-    pub arch: usize,
-    pub width: usize,
-    pub bag: u32,
-    pub part: u32,
-}
-
-/// Every work unit of the pipeline, in canonical order.
-pub fn plan(p: &Pipeline) -> Vec<WorkUnit> {
-    let mut units = Vec::new();
-    for (arch, width) in p.arch_widths() {
-        for bag in 0..p.sample.bags {
-            for part in 0..p.parts_per_bag() {
-                units.push(WorkUnit { arch, width, bag, part });
-            }
-        }
-    }
-    units
-}
-
-/// The units of shard `i` of `n` (1-based): every n-th unit from i-1.
-pub fn shard_units(units: &[WorkUnit], shard: Option<(u32, u32)>) -> Vec<WorkUnit> {
-    match shard {
-        None => units.to_vec(),
-        Some((i, n)) => units.iter().skip(i as usize - 1).step_by(n as usize).copied().collect(),
-    }
-}
-
 /// What a finished run did.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Report {
@@ -70,65 +40,6 @@ pub struct Report {
     pub parts_redone_corrupt: usize,
     pub stale_removed: usize,
     pub seconds: f64,
-}
-
-/// The footer a unit's part file must carry.
-fn expected_meta(p: &Pipeline, u: &WorkUnit) -> PartMeta {
-    let arch = &p.sample.arch[u.arch];
-    PartMeta {
-        pipeline: p.name.clone(),
-        seed: p.seed,
-        arch: arch.clone(),
-        inputs: arch.inputs.clone(),
-        width: u.width,
-        bag: u.bag,
-        part: u.part,
-        nets: p.nets_in_part(u.part),
-        config_hash: p.sample_hash(arch, u.width),
-        version: nnqft_core::VERSION.to_string(),
-        sampler_version: nnqft_core::sampler::SAMPLER_VERSION,
-        data_crc32: None,
-    }
-}
-
-enum State {
-    Done,
-    Missing,
-    Corrupt(String),
-    Foreign(String),
-}
-
-fn state(path: &Path, want: &PartMeta, verify: bool) -> State {
-    if !path.exists() {
-        return State::Missing;
-    }
-    let meta = if verify { nnqft_store::samples::read_part(path).map(|(m, _)| m) } else { read_part_meta(path) };
-    match meta {
-        Err(e) => State::Corrupt(format!("{e:#}")),
-        Ok(m) if m.config_hash != want.config_hash => State::Foreign(format!(
-            "{}: written by a different config (pipeline {:?}, hash {}..., this config's is {}...)",
-            path.display(),
-            m.pipeline,
-            &m.config_hash[..m.config_hash.len().min(12)],
-            &want.config_hash[..12]
-        )),
-        Ok(m) if (m.bag, m.part, m.nets, m.width, &m.arch.name) != (want.bag, want.part, want.nets, want.width, &want.arch.name) => {
-            State::Corrupt(format!("{}: footer describes another part (arch {}, width {}, bag {}, part {})", path.display(), m.arch.name, m.width, m.bag, m.part))
-        }
-        Ok(_) => State::Done,
-    }
-}
-
-/// How many of a shard's part files are not yet done (missing, corrupt or
-/// foreign): 0 means the shard has nothing left to do.
-pub fn pending_units(p: &Pipeline, data: &Path, shard: Option<(u32, u32)>) -> usize {
-    shard_units(&plan(p), shard)
-        .par_iter()
-        .filter(|u| {
-            let want = expected_meta(p, u);
-            !matches!(state(&part_path(data, &want.arch.name, u.width, u.bag, u.part), &want, false), State::Done)
-        })
-        .count()
 }
 
 /// Free bytes on the file system holding `dir` (or its nearest existing ancestor).

@@ -90,7 +90,7 @@ pub fn prepare(p: &Pipeline, pipeline_text: &str, data: &Path, bin_dir: &Path, s
         write_file(&path, &script(p, stage, &bin, &frozen, &data, array))?;
         scripts.push(path);
     }
-    let pending = (1..=shards).filter(|&i| nnqft_sample::pending_units(p, &data, Some((i, shards))) > 0).collect();
+    let pending = (1..=shards).filter(|&i| nnqft_store::plan::pending_units(p, &data, Some((i, shards))) > 0).collect();
     Ok(Prepared { sample_script: scripts[0].clone(), moments_script: scripts[1].clone(), shards, pending })
 }
 

@@ -6,7 +6,9 @@
 
 pub mod atomic;
 pub mod inputs;
+pub mod keys;
 pub mod lock;
+pub mod plan;
 pub mod samples;
 pub mod tables;
 

@@ -1,0 +1,118 @@
+//! # nnqft-stats
+//!
+//! The statistics the stages share. Every error bar in nnqft comes from the
+//! spread over independent bags of nets: [`stderr`] of a per-bag quantity, or
+//! the delete-one-bag [`jackknife`] of a non-linear one (a slope, a ratio).
+//! No I/O, no dependencies.
+
+/// Mean and standard deviation (ddof 1; NaN for one value).
+///
+/// ```
+/// let (m, s) = nnqft_stats::mean_std(&[1.0, 2.0, 3.0]);
+/// assert_eq!((m, s), (2.0, 1.0));
+/// ```
+pub fn mean_std(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    (mean, var.sqrt())
+}
+
+/// Standard error of the mean, `std(v, ddof = 1) / sqrt(len)` (NaN below two values).
+///
+/// ```
+/// let se = nnqft_stats::stderr(&[1.0, 2.0, 3.0]);
+/// assert!((se - 1.0 / 3f64.sqrt()).abs() < 1e-15);
+/// assert!(nnqft_stats::stderr(&[1.0]).is_nan());
+/// ```
+pub fn stderr(v: &[f64]) -> f64 {
+    let n = v.len() as f64;
+    if v.len() < 2 {
+        return f64::NAN;
+    }
+    let m = v.iter().sum::<f64>() / n;
+    (v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (n - 1.0)).sqrt() / n.sqrt()
+}
+
+/// Delete-one-bag jackknife of a statistic `t` of the bags in `keep`:
+/// (bias-corrected estimate, standard error). NaN error below two bags.
+///
+/// ```
+/// use nnqft_stats::jackknife;
+/// let x = [1.0, 2.0, 4.0, 5.0];
+/// let (m, se) = jackknife(4, |keep| keep.iter().map(|&b| x[b]).sum::<f64>() / keep.len() as f64);
+/// assert!((m - 3.0).abs() < 1e-12);
+/// assert!((se - 1.8257418583505538 / 2.0).abs() < 1e-12); // std / sqrt(B) for a mean
+/// ```
+pub fn jackknife(bags: usize, t: impl Fn(&[usize]) -> f64) -> (f64, f64) {
+    let all: Vec<usize> = (0..bags).collect();
+    let full = t(&all);
+    if bags < 2 {
+        return (full, f64::NAN);
+    }
+    let loo: Vec<f64> = (0..bags).map(|j| t(&all.iter().copied().filter(|&b| b != j).collect::<Vec<_>>())).collect();
+    let b = bags as f64;
+    let mean = loo.iter().sum::<f64>() / b;
+    let var = (b - 1.0) / b * loo.iter().map(|x| (x - mean).powi(2)).sum::<f64>();
+    (b * full - (b - 1.0) * mean, var.sqrt())
+}
+
+/// Pooled (m2, m4) over the bags in `keep` (bags have equal sizes).
+///
+/// ```
+/// assert_eq!(nnqft_stats::pooled(&[(1.0, 3.0), (3.0, 5.0)], &[0, 1]), (2.0, 4.0));
+/// ```
+pub fn pooled(bags: &[(f64, f64)], keep: &[usize]) -> (f64, f64) {
+    let n = keep.len() as f64;
+    keep.iter().fold((0.0, 0.0), |(a, b), &i| (a + bags[i].0 / n, b + bags[i].1 / n))
+}
+
+/// Excess kurtosis `m4 / m2^2 - 3` (0 for a Gaussian).
+///
+/// ```
+/// assert_eq!(nnqft_stats::kurtosis((1.0, 3.0)), 0.0);
+/// ```
+pub fn kurtosis((m2, m4): (f64, f64)) -> f64 {
+    m4 / (m2 * m2) - 3.0
+}
+
+/// Least-squares slope of y against x.
+///
+/// ```
+/// assert!((nnqft_stats::ols_slope(&[1.0, 2.0, 3.0], &[2.0, 4.0, 6.0]) - 2.0).abs() < 1e-15);
+/// ```
+pub fn ols_slope(x: &[f64], y: &[f64]) -> f64 {
+    let n = x.len() as f64;
+    let (mx, my) = (x.iter().sum::<f64>() / n, y.iter().sum::<f64>() / n);
+    let sxy: f64 = x.iter().zip(y).map(|(a, b)| (a - mx) * (b - my)).sum();
+    let sxx: f64 = x.iter().map(|a| (a - mx).powi(2)).sum();
+    sxy / sxx
+}
+
+/// Weighted least-squares slope of y against x.
+///
+/// ```
+/// let s = nnqft_stats::wls_slope(&[0.0, 1.0, 2.0], &[1.0, 3.0, 5.0], &[1.0, 1.0, 1.0]);
+/// assert!((s - 2.0).abs() < 1e-12);
+/// ```
+pub fn wls_slope(x: &[f64], y: &[f64], w: &[f64]) -> f64 {
+    wls_line(x, y, w).0
+}
+
+/// Weighted least-squares line of y against x: (slope, intercept, chi2).
+///
+/// ```
+/// let (s, c, chi2) = nnqft_stats::wls_line(&[0.0, 1.0], &[1.0, 3.0], &[1.0, 4.0]);
+/// assert!((s - 2.0).abs() < 1e-12 && (c - 1.0).abs() < 1e-12 && chi2 < 1e-24);
+/// ```
+pub fn wls_line(x: &[f64], y: &[f64], w: &[f64]) -> (f64, f64, f64) {
+    let sw: f64 = w.iter().sum();
+    let mx = x.iter().zip(w).map(|(a, b)| a * b).sum::<f64>() / sw;
+    let my = y.iter().zip(w).map(|(a, b)| a * b).sum::<f64>() / sw;
+    let sxy: f64 = x.iter().zip(y).zip(w).map(|((a, b), c)| c * (a - mx) * (b - my)).sum();
+    let sxx: f64 = x.iter().zip(w).map(|(a, c)| c * (a - mx) * (a - mx)).sum();
+    let slope = sxy / sxx;
+    let icpt = my - slope * mx;
+    let chi2 = x.iter().zip(y).zip(w).map(|((a, b), c)| c * (b - icpt - slope * a).powi(2)).sum();
+    (slope, icpt, chi2)
+}

@@ -1,0 +1,41 @@
+//! The provenance keys that tie the stages' tables together: the cache key
+//! of one (arch, width) reduction and the `config_hash` of the moments and
+//! layers tables. The moments stage writes them; fit and rg recompute them
+//! from the pipeline to refuse stale inputs. Pure functions of the pipeline.
+
+use nnqft_core::rng::sha256_hex;
+use nnqft_core::{ArchSpec, Pipeline};
+
+/// Version of the reduction; enters the cache key.
+pub const MOMENTS_VERSION: u32 = 1;
+
+/// The cache key: the samples' config hash, the orders and the reducer version.
+pub fn reduce_key(p: &Pipeline, arch: &ArchSpec, width: usize) -> String {
+    let key = serde_json::json!({
+        "moments_version": MOMENTS_VERSION,
+        "sample_hash": p.sample_hash(arch, width),
+        "bags": p.sample.bags,
+        "orders": p.moments.orders,
+    });
+    sha256_hex(key.to_string().as_bytes())
+}
+
+/// The cache key of a deep arch's per-layer reduction.
+pub fn layers_key(p: &Pipeline, arch: &ArchSpec, width: usize) -> String {
+    format!("layers-{}", reduce_key(p, arch, width))
+}
+
+/// The `config_hash` that `moments.parquet` and `moments_bags.parquet`
+/// (`deep = false`) or `layers.parquet` and `layers_bags.parquet`
+/// (`deep = true`) carry when written from `p` as configured now: a hash
+/// of the reduce keys of its (arch, width) pairs, in pipeline order. A
+/// downstream stage refuses a table whose footer records another.
+pub fn tables_hash(p: &Pipeline, deep: bool) -> String {
+    let keys: Vec<String> = p
+        .arch_widths()
+        .into_iter()
+        .filter(|&(a, _)| (p.sample.arch[a].hidden_layers > 1) == deep)
+        .map(|(a, w)| if deep { layers_key(p, &p.sample.arch[a], w) } else { reduce_key(p, &p.sample.arch[a], w) })
+        .collect();
+    sha256_hex(keys.join(",").as_bytes())
+}
