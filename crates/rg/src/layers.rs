@@ -147,8 +147,8 @@ pub fn layer_flow(arch: &ArchSpec, width: usize, bags: &LayerBags) -> Result<(Ve
         let dof = (ls.len() - 2) as f64;
         let verdict = format!(
             "chi2/dof: exponential {}, power law {} ({} describes l = {}..{} better)",
-            crate::num(chi2[0] / dof),
-            crate::num(chi2[1] / dof),
+            nnqft_cli::fmt_g(chi2[0] / dof),
+            nnqft_cli::fmt_g(chi2[1] / dof),
             if chi2[0] < chi2[1] { "exponential" } else { "power law" },
             first,
             layers + 1
@@ -157,12 +157,12 @@ pub fn layer_flow(arch: &ArchSpec, width: usize, bags: &LayerBags) -> Result<(Ve
         let verdict = match fixed {
             Some((k_star, chi)) => format!(
                 "K flows to the non-zero fixed point K* = {} of the recursion: K - K* decays exponentially at rate ln chi_par(K*) = {} per layer, so neither fit to K itself is the law; {verdict}",
-                crate::num(k_star),
-                crate::num(chi.ln())
+                nnqft_cli::fmt_g(k_star),
+                nnqft_cli::fmt_g(chi.ln())
             ),
             None if coupling == "K" && th.iter().all(|p| (p.k - th[0].k).abs() <= 1e-9 * th[0].k) => format!(
                 "K^(l) = K^(1) = {} at every layer of the recursion (marginal, chi_par = 1): a fixed point, rate and exponent 0; {verdict}",
-                crate::num(th[0].k)
+                nnqft_cli::fmt_g(th[0].k)
             ),
             None => verdict,
         };
@@ -192,7 +192,7 @@ pub fn layer_flows(p: &Pipeline, data: &Path) -> Result<(Vec<FlowRow>, Vec<Slope
 /// The per-layer table of the report: measured K and kurtosis beside the
 /// recursion and the exact relu kurtosis.
 pub fn format_layer_table(p: &Pipeline, flow: &[FlowRow]) -> String {
-    use crate::num;
+    use nnqft_cli::fmt_g as num;
     use std::fmt::Write;
     let mut s = String::new();
     let _ = writeln!(s, "| arch | C_W | C_b | n | l | K | stderr | K recursion | kurtosis | stderr | recursion (1/n) | exact | (kurt - best) / se |");

@@ -1,0 +1,192 @@
+//! The cutoff flow (lambda_bar against L) and the sigma_W flow (u4, u6).
+
+use crate::*;
+use anyhow::{anyhow, Result};
+use nnqft_core::boxint::{quartic_integrals, Propagator, Templates};
+use nnqft_core::tuples::tuples;
+use nnqft_core::{Activation, ArchSpec};
+use nnqft_deviations::{seed001_estimates, Deviations, Estimate};
+use rayon::prelude::*;
+use std::collections::BTreeMap;
+
+/// THEORY section 7's asymptotic cutoff slope.
+pub(crate) fn cutoff_asymptotic(arch: &ArchSpec, prop: Propagator) -> f64 {
+    let d = arch.d_in as f64;
+    match (arch.activation, prop) {
+        (Activation::Relu, _) if arch.sigma_b == 0.0 => -(d + 4.0),
+        (Activation::Gauss, Propagator::Weight) => 0.0,
+        (Activation::Gauss | Activation::Erf, Propagator::Full) => -d,
+        _ => f64::NAN,
+    }
+}
+
+/// lambda_bar(L) of one arch and propagator at every cutoff, for every width.
+pub struct CutoffResult {
+    pub flow: Vec<FlowRow>,
+    pub slopes: Vec<SlopeRow>,
+}
+
+/// The cutoff flow of one arch and propagator (THEORY section 7).
+pub fn cutoff_flow(arch: &ArchSpec, prop: Propagator, cutoffs: &[f64], devs: &[(usize, &Deviations)]) -> Result<CutoffResult> {
+    let ts = tuples(arch.k(), 4);
+    let integrals: Vec<(Vec<f64>, f64)> =
+        cutoffs.par_iter().map(|&l| quartic_integrals(arch, l, prop)).collect::<Result<_, String>>().map_err(|e| anyhow!("{}: {e}", arch.name))?;
+    let mut flow = Vec::new();
+    let mut slopes = Vec::new();
+    let d = arch.d_in as f64;
+    for &(width, dev) in devs {
+        let mut ests = Vec::new();
+        for (li, &l) in cutoffs.iter().enumerate() {
+            let (den, qerr) = &integrals[li];
+            // lambda_m is undefined only where a denominator vanishes.
+            let defined = den.iter().all(|&v| v != 0.0);
+            let e = Estimate::of(dev, &[4], |dd| {
+                if !defined {
+                    return f64::NAN;
+                }
+                ts.iter().enumerate().map(|(i, _)| -dd[0][i] / (24.0 * den[i])).sum::<f64>() / ts.len() as f64
+            });
+            flow.push(FlowRow {
+                arch: arch.name.clone(),
+                d_in: arch.d_in,
+                width,
+                kind: "cutoff",
+                propagator: prop.name(),
+                scale: l,
+                coupling: "lambda_bar",
+                value: e.mean,
+                stderr: e.stderr(),
+                exact: e.exact,
+                quad_rel_err: *qerr,
+            });
+            ests.push(e);
+        }
+        let base = SlopeRow {
+            arch: arch.name.clone(),
+            d_in: arch.d_in,
+            width,
+            kind: "cutoff",
+            propagator: prop.name(),
+            coupling: "lambda_bar",
+            quantity: "slope",
+            range: "all",
+            slope: f64::NAN,
+            stderr: f64::NAN,
+            exact: f64::NAN,
+            asymptotic: cutoff_asymptotic(arch, prop),
+            seed_claim: if arch.activation == Activation::Relu { -(d + 4.0) } else { f64::NAN },
+            n_points: 0,
+            note: None,
+        };
+        // A denominator that changes sign between cutoffs crosses zero: lambda_m
+        // has a pole there. Fit only above the last such cutoff.
+        let last = integrals.len() - 1;
+        let crossing = (0..last).rev().find(|&i| integrals[i].0.iter().zip(&integrals[last].0).any(|(a, b)| a.signum() != b.signum()));
+        let start = crossing.map_or(0, |i| i + 1);
+        let mut s = log_slope(&cutoffs[start..], &ests[start..]);
+        if let Some(i) = crossing {
+            let n = (0..ts.len()).filter(|&t| (0..=i).any(|j| integrals[j].0[t].signum() != integrals[last].0[t].signum())).count();
+            let msg = format!(
+                "int prod {} changes sign for {n} of {} tuples at L <= {}: lambda_bar passes through poles there and is fitted only for L > {}",
+                prop.name(),
+                ts.len(),
+                cutoffs[i],
+                cutoffs[i]
+            );
+            s.note = Some(s.note.map_or(msg.clone(), |n| format!("{msg}; {n}")));
+        }
+        slopes.extend(slope_rows(&base, &s));
+        if arch.activation == Activation::Relu && arch.sigma_b == 0.0 {
+            // The data-dependent part: N lambda_bar L^(d+4), constant in L.
+            let amp: Vec<Estimate> = cutoffs
+                .iter()
+                .zip(&ests)
+                .map(|(&l, e)| {
+                    let f = width as f64 * l.powf(d + 4.0);
+                    Estimate { mean: e.mean * f, bags: e.bags.iter().map(|b| b * f).collect(), exact: e.exact * f }
+                })
+                .collect();
+            let n = amp.len() as f64;
+            let mean = amp.iter().map(|a| a.mean).sum::<f64>() / n;
+            let bags: Vec<f64> = (0..dev.bags()).map(|b| amp.iter().map(|a| a.bags[b]).sum::<f64>() / n).collect();
+            let exact = amp.iter().map(|a| a.exact).sum::<f64>() / n;
+            let closed = -12.5 / arch.sigma_w.powi(8);
+            let note = if arch.d_in == 1 && arch.inputs.iter().all(|x| x[0] > 0.0) {
+                format!("N lambda_bar L^{}; closed form (d = 1, x > 0): -12.5 / sw^8 = {closed}", d + 4.0)
+            } else {
+                format!("N lambda_bar L^{}, averaged over the cutoffs", d + 4.0)
+            };
+            slopes.push(SlopeRow {
+                quantity: "amplitude",
+                slope: mean,
+                stderr: nnqft_stats::stderr(&bags),
+                exact,
+                asymptotic: f64::NAN,
+                seed_claim: f64::NAN,
+                n_points: amp.len(),
+                note: Some(note),
+                ..base.clone()
+            });
+        }
+    }
+    Ok(CutoffResult { flow, slopes })
+}
+
+/// The sigma_W flow of u4 and u6 (THEORY section 6) over `archs` (same
+/// family, different sigma_W) at one width.
+pub fn sigma_w_flow(archs: &[&ArchSpec], width: usize, devs: &[&Deviations], six: bool) -> Result<(Vec<FlowRow>, Vec<SlopeRow>)> {
+    let whole: Vec<Templates> = archs
+        .par_iter()
+        .map(|a| Templates::new(a, f64::INFINITY, Propagator::Weight, six))
+        .collect::<Result<_, String>>()
+        .map_err(|e| anyhow!("{e}"))?;
+    let mut order: Vec<usize> = (0..archs.len()).collect();
+    order.sort_by(|&a, &b| archs[a].sigma_w.total_cmp(&archs[b].sigma_w));
+    let mut flow = Vec::new();
+    let mut series: BTreeMap<&'static str, Vec<Estimate>> = BTreeMap::new();
+    let sws: Vec<f64> = order.iter().map(|&i| archs[i].sigma_w).collect();
+    for &i in &order {
+        let (e4, e6) = seed001_estimates(archs[i], devs[i], &whole[i]);
+        for (name, e) in [("u4", Some(e4)), ("u6", e6)] {
+            let Some(e) = e else { continue };
+            flow.push(FlowRow {
+                arch: archs[i].name.clone(),
+                d_in: archs[i].d_in,
+                width,
+                kind: "sigma_w",
+                propagator: "K_W",
+                scale: archs[i].sigma_w,
+                coupling: name,
+                value: e.mean,
+                stderr: e.stderr(),
+                exact: e.exact,
+                quad_rel_err: whole[i].max_rel_err(),
+            });
+            series.entry(name).or_default().push(e);
+        }
+    }
+    let d = archs[0].d_in as f64;
+    let mut slopes = Vec::new();
+    for (name, ests) in &series {
+        let (claim, asym) = if *name == "u4" { (4.0 - d, d - 4.0) } else { (6.0 - 2.0 * d, d - 6.0) };
+        let base = SlopeRow {
+            arch: archs[order[0]].name.clone(),
+            d_in: archs[0].d_in,
+            width,
+            kind: "sigma_w",
+            propagator: "K_W",
+            coupling: name,
+            quantity: "slope",
+            range: "all",
+            slope: f64::NAN,
+            stderr: f64::NAN,
+            exact: f64::NAN,
+            asymptotic: asym,
+            seed_claim: claim,
+            n_points: 0,
+            note: None,
+        };
+        slopes.extend(slope_rows(&base, &log_slope(&sws, ests)));
+    }
+    Ok((flow, slopes))
+}

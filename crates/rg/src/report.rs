@@ -1,0 +1,169 @@
+//! `report.md` and the `plots/rg_*` figures.
+
+use crate::*;
+use nnqft_cli::fmt_g as num;
+use anyhow::Result;
+use nnqft_core::Pipeline;
+use nnqft_plot::{write_panels, Panel, Series};
+use std::path::Path;
+
+/// `plots/rg_cutoff.{png,svg}` and `plots/rg_sigma_w.{png,svg}`; returns the stems written.
+pub(crate) fn write_rg_plots(data: &Path, flow: &[FlowRow]) -> Result<Vec<String>> {
+    let dir = data.join("plots");
+    let mut written = Vec::new();
+    let mut groups: Vec<(String, &str, usize)> = Vec::new();
+    for r in flow.iter().filter(|r| r.kind == "cutoff") {
+        let g = (r.arch.clone(), r.propagator, r.width);
+        if !groups.contains(&g) {
+            groups.push(g);
+        }
+    }
+    let panels: Vec<Panel> = groups
+        .iter()
+        .map(|(a, prop, w)| {
+            let rows: Vec<&FlowRow> = flow.iter().filter(|r| r.kind == "cutoff" && &r.arch == a && r.propagator == *prop && r.width == *w).collect();
+            Panel {
+                title: format!("{a}, N = {w}, {prop}"),
+                x: "cutoff L".into(),
+                y: "|lambda_bar|".into(),
+                series: vec![
+                    Series { label: "measured".into(), points: rows.iter().map(|r| (r.scale, r.value.abs())).collect(), line: false, color: 0 },
+                    Series { label: "exact finite N".into(), points: rows.iter().map(|r| (r.scale, r.exact.abs())).collect(), line: true, color: 1 },
+                ],
+            }
+        })
+        .collect();
+    if !panels.is_empty() {
+        write_panels(&dir, "rg_cutoff", &panels)?;
+        written.push("rg_cutoff".to_string());
+    }
+    let sw: Vec<&FlowRow> = flow.iter().filter(|r| r.kind == "sigma_w").collect();
+    if !sw.is_empty() {
+        let mut widths: Vec<usize> = sw.iter().map(|r| r.width).collect();
+        widths.dedup();
+        let panels: Vec<Panel> = ["u4", "u6"]
+            .iter()
+            .filter(|c| sw.iter().any(|r| r.coupling == **c))
+            .map(|c| Panel {
+                title: format!("|{c}| against sigma_W"),
+                x: "sigma_W".into(),
+                y: format!("|{c}|"),
+                series: widths
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(i, &w)| {
+                        let rows: Vec<&&FlowRow> = sw.iter().filter(|r| r.coupling == *c && r.width == w).collect();
+                        [
+                            Series { label: format!("N = {w}"), points: rows.iter().map(|r| (r.scale, r.value.abs())).collect(), line: false, color: i },
+                            Series { label: format!("exact N = {w}"), points: rows.iter().map(|r| (r.scale, r.exact.abs())).collect(), line: true, color: i },
+                        ]
+                    })
+                    .collect(),
+            })
+            .collect();
+        write_panels(&dir, "rg_sigma_w", &panels)?;
+        written.push("rg_sigma_w".to_string());
+    }
+    let layer: Vec<&FlowRow> = flow.iter().filter(|r| r.kind == "layer").collect();
+    if !layer.is_empty() {
+        let mut archs: Vec<&str> = layer.iter().map(|r| r.arch.as_str()).collect();
+        archs.dedup();
+        let panels: Vec<Panel> = ["K", "kurtosis"]
+            .iter()
+            .map(|c| Panel {
+                title: format!("{c} against the layer (largest width)"),
+                x: "layer l".into(),
+                y: c.to_string(),
+                series: archs
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(i, a)| {
+                        let w = layer.iter().filter(|r| r.arch == *a).map(|r| r.width).max().unwrap_or(0);
+                        let rows: Vec<&&FlowRow> = layer.iter().filter(|r| r.arch == *a && r.width == w && r.coupling == *c).collect();
+                        [
+                            Series { label: format!("{a} n = {w}"), points: rows.iter().map(|r| (r.scale, r.value)).collect(), line: false, color: i },
+                            Series { label: format!("{a} theory"), points: rows.iter().map(|r| (r.scale, r.exact)).collect(), line: true, color: i },
+                        ]
+                    })
+                    .collect(),
+            })
+            .collect();
+        write_panels(&dir, "rg_layers", &panels)?;
+        written.push("rg_layers".to_string());
+    }
+    Ok(written)
+}
+
+/// `report.md`: every slope and amplitude with measured, exact, asymptotic
+/// and seed values, and the plots.
+pub fn format_report(p: &Pipeline, flow: &[FlowRow], slopes: &[SlopeRow], plots: &[String], hash: &str) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let _ = writeln!(s, "# RG report: {}\n", p.name);
+    if slopes.iter().any(|r| r.kind != "layer") {
+        let _ = writeln!(
+            s,
+            "Slopes are d log|coupling| / d log scale by weighted least squares (weights from the bag errors); \
+             stderr is the spread of the per-bag slopes / sqrt(bags). `exact` is the same fit to the couplings \
+             computed from the exact finite-N deviations (THEORY section 4), `asymptotic` what THEORY sections 6-7 \
+             say the slope tends to, `seed` what the seed talks claim. Nothing is tuned toward either.\n"
+        );
+    }
+    for (kind, title) in [
+        ("cutoff", "Cutoff flow: lambda_bar(L) (THEORY section 7)"),
+        ("sigma_w", "sigma_W flow: u4, u6 (THEORY section 6, seed 001)"),
+        ("layer", "Layer flow of deep nets: K and kurtosis against l (THEORY section 8, seed 002)"),
+    ] {
+        let rows: Vec<&SlopeRow> = slopes.iter().filter(|r| r.kind == kind).collect();
+        if rows.is_empty() {
+            continue;
+        }
+        let _ = writeln!(s, "## {title}\n");
+        if kind == "layer" {
+            let _ = writeln!(
+                s,
+                "Input point 0, unit 0's pre-activation at layer l (l = L + 1 is the output). `K recursion` and \
+                 `recursion (1/n)` are THEORY section 8's recursions (infinite-width K, leading-order kurtosis \
+                 3 v / K^2, v accumulated with each layer's width); `exact` is 3 [prod_(m<l) (1 + 5/n_m) - 1] \
+                 (relu, C_b = 0). The last column compares with \
+                 exact where known, else with the recursion.\n"
+            );
+            s.push_str(&layers::format_layer_table(p, flow));
+            let _ = writeln!(
+                s,
+                "\nRates are d ln X / d l and exponents d ln X / d ln l by weighted least squares over the layers \
+                 (kurtosis from l = 2); stderr from the per-bag fits; `exact` is the same fit to the theory values \
+                 (exact relu kurtosis where known, else the recursion). The note compares how well an exponential \
+                 and a power law describe the measurement.\n"
+            );
+        }
+        let _ = writeln!(s, "| arch | d | N | propagator | coupling | quantity | range | measured | stderr | exact | asymptotic | seed | points | note |");
+        let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+        for r in rows {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                r.arch,
+                r.d_in,
+                r.width,
+                r.propagator,
+                r.coupling,
+                r.quantity,
+                r.range,
+                num(r.slope),
+                num(r.stderr),
+                num(r.exact),
+                num(r.asymptotic),
+                num(r.seed_claim),
+                r.n_points,
+                r.note.clone().unwrap_or_default().replace('|', "/")
+            );
+        }
+        let stem = format!("rg_{kind}").replace("rg_layer", "rg_layers");
+        if plots.iter().any(|p| *p == stem) {
+            let _ = writeln!(s, "\n![{title}](plots/{stem}.png)\n");
+        }
+    }
+    let _ = writeln!(s, "\n<!-- config_hash {hash} -->");
+    s
+}
