@@ -2,25 +2,20 @@
 //! works, and tells the truth"): d_in = 2 fits with order 6 configured, and
 //! tanh, whose kernel has no closed form, through fit and rg end to end.
 
-use nnqft_testkit::ok;
-use std::path::{Path, PathBuf};
+use nnqft_testkit::{run_stages, Pipe};
+use std::path::Path;
 
 const BIN: &str = env!("CARGO_BIN_EXE_nnqft-fit");
 
-fn sibling(name: &str) -> PathBuf {
-    Path::new(BIN).with_file_name(name)
+/// Every stage (rg if asked); returns the fit's stdout.
+fn run_all(pipeline: &Path, data: &Path, rg: bool) -> String {
+    let stages: &[&str] = if rg { &["nnqft-sample", "nnqft-moments", "nnqft-fit", "nnqft-rg"] } else { &["nnqft-sample", "nnqft-moments", "nnqft-fit"] };
+    run_stages(Path::new(BIN), stages, pipeline, data).swap_remove(2)
 }
 
-/// Every stage; returns the fit's stdout.
-fn run_all(pipeline: &Path, data: &Path, rg: bool) -> String {
-    let (p, d) = (pipeline.to_str().unwrap(), data.to_str().unwrap());
-    ok(&sibling("nnqft-sample"), &["--pipeline", p, "--data", d]);
-    ok(&sibling("nnqft-moments"), &["--pipeline", p, "--data", d]);
-    let fit = ok(Path::new(BIN), &["--pipeline", p, "--data", d]);
-    if rg {
-        ok(&sibling("nnqft-rg"), &["--pipeline", p, "--data", d]);
-    }
-    fit
+/// A `[[fit.run]]` of `arch` at `cutoff`, trained on the points inside [-0.6, 0.6].
+fn fit_run(arch: &str, cutoff: f64) -> String {
+    format!("[[fit.run]]\narch = \"{arch}\"\ncutoff = {cutoff:?}\ninterior = [-0.6, 0.6]\n")
 }
 
 /// M1 identifiable and lambda_bar within 3 bag standard errors of the value
@@ -46,35 +41,11 @@ fn check_fits(data: &Path, arch: &str, cutoffs: &[f64]) {
 #[test]
 fn erf_d2_with_order_6_fits_at_l_10_and_100() {
     let tmp = tempfile::tempdir().unwrap();
-    let pipe = tmp.path().join("erf-d2.toml");
-    std::fs::write(
-        &pipe,
-        r#"name = "erf-d2"
-seed = 15
-[sample]
-bags = 10
-nets_per_bag = 200_000
-widths = [5]
-[moments]
-orders = [2, 4, 6]
-[[sample.arch]]
-name = "erf-d2"
-activation = "erf"
-d_in = 2
-sigma_w = 1.2
-sigma_b = 0.3
-inputs = [[-1.0, -1.0], [1.0, 1.0], [1.0, -1.0], [0.0, 0.5], [0.3, -0.2]]
-[[fit.run]]
-arch = "erf-d2"
-cutoff = 10.0
-interior = [-0.6, 0.6]
-[[fit.run]]
-arch = "erf-d2"
-cutoff = 100.0
-interior = [-0.6, 0.6]
-"#,
-    )
-    .unwrap();
+    let pipe = Pipe::new("erf-d2", 15, 10, 200_000, &[5], &[2, 4, 6])
+        .arch("erf-d2", "erf", 1.2, 0.3, &[&[-1.0, -1.0], &[1.0, 1.0], &[1.0, -1.0], &[0.0, 0.5], &[0.3, -0.2]])
+        .raw(&fit_run("erf-d2", 10.0))
+        .raw(&fit_run("erf-d2", 100.0))
+        .write(tmp.path());
     let data = tmp.path().join("data");
     let fit = run_all(&pipe, &data, false);
     check_fits(&data, "erf-d2", &[10.0, 100.0]);
@@ -132,35 +103,11 @@ fn seed_reference_only_on_the_seed_protocol() {
 #[test]
 fn tanh_d2_fit_and_cutoff_flow_end_to_end() {
     let tmp = tempfile::tempdir().unwrap();
-    let pipe = tmp.path().join("tanh-d2.toml");
-    std::fs::write(
-        &pipe,
-        r#"name = "tanh-d2"
-seed = 16
-[sample]
-bags = 10
-nets_per_bag = 200_000
-widths = [4]
-[moments]
-orders = [2, 4]
-[[sample.arch]]
-name = "tanh-d2"
-activation = "tanh"
-d_in = 2
-sigma_w = 1.5
-sigma_b = 0.3
-inputs = [[-1.0, -1.0], [1.0, 1.0], [0.0, 0.5], [0.3, -0.2]]
-[[fit.run]]
-arch = "tanh-d2"
-cutoff = 4.0
-interior = [-0.6, 0.6]
-[rg]
-cutoffs = [2.0, 4.0]
-[[rg.cutoff]]
-arch = "tanh-d2"
-"#,
-    )
-    .unwrap();
+    let pipe = Pipe::new("tanh-d2", 16, 10, 200_000, &[4], &[2, 4])
+        .arch("tanh-d2", "tanh", 1.5, 0.3, &[&[-1.0, -1.0], &[1.0, 1.0], &[0.0, 0.5], &[0.3, -0.2]])
+        .raw(&fit_run("tanh-d2", 4.0))
+        .raw("[rg]\ncutoffs = [2.0, 4.0]\n[[rg.cutoff]]\narch = \"tanh-d2\"\n")
+        .write(tmp.path());
     let data = tmp.path().join("data");
     run_all(&pipe, &data, true);
     check_fits(&data, "tanh-d2", &[4.0]);

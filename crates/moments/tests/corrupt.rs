@@ -4,7 +4,7 @@
 //! the tables equal an uninterrupted run's. Inputs that overflow and a
 //! single bag are refused up front.
 
-use nnqft_testkit::{ok, run};
+use nnqft_testkit::{ok, run, Pipe};
 use std::path::{Path, PathBuf};
 
 const MOMENTS: &str = env!("CARGO_BIN_EXE_nnqft-moments");
@@ -13,21 +13,10 @@ fn sample_bin() -> PathBuf {
     Path::new(MOMENTS).with_file_name("nnqft-sample")
 }
 
-const PIPELINE: &str = r#"
-name = "corrupt"
-seed = 7
-[sample]
-bags = 3
-nets_per_bag = 4_000
-widths = [5]
-[[sample.arch]]
-name = "erf"
-activation = "erf"
-d_in = 1
-sigma_w = 1.0
-sigma_b = 1.0
-inputs = [[-1.0], [-0.2], [0.6], [1.0]]
-"#;
+/// The pipeline of these tests (orders: the default 2, 4, 6).
+fn pipeline() -> String {
+    Pipe::new("corrupt", 7, 3, 4_000, &[5], &[2, 4, 6]).arch("erf", "erf", 1.0, 1.0, &[&[-1.0], &[-0.2], &[0.6], &[1.0]]).text().to_string()
+}
 
 fn digest(path: &Path) -> String {
     nnqft_core::rng::sha256_hex(&std::fs::read(path).unwrap())
@@ -49,7 +38,7 @@ fn one_error_line(out: &std::process::Output, program: &str, needles: &[&str]) -
 fn flipped_bytes_are_caught_listed_and_redone() {
     let tmp = tempfile::tempdir().unwrap();
     let pipe = tmp.path().join("p.toml");
-    std::fs::write(&pipe, PIPELINE).unwrap();
+    std::fs::write(&pipe, pipeline()).unwrap();
     let (p, clean, dirty) = (pipe.to_str().unwrap(), tmp.path().join("clean"), tmp.path().join("dirty"));
     for d in [&clean, &dirty] {
         ok(&sample_bin(), &["--pipeline", p, "--data", d.to_str().unwrap()]);
@@ -102,8 +91,8 @@ fn overflowing_inputs_and_one_bag_are_refused_up_front() {
         ("activation = \"erf\"", "activation = \"relu\"\nhidden_layers = 64", &["sample.arch[0].inputs", "last hidden layer"]),
     ];
     for (from, to, needles) in cases {
-        assert!(PIPELINE.contains(from), "{from}");
-        let mut text = PIPELINE.replacen(from, to, 1);
+        assert!(pipeline().contains(from), "{from}");
+        let mut text = pipeline().replacen(from, to, 1);
         if to.contains("# big") {
             text = text.replace("sigma_w = 1.0", "sigma_w = 30.0");
         }

@@ -9,6 +9,7 @@
 //! degenerates to a single z^2 (that case is tested against its closed form
 //! in the sample stage's tests).
 
+use nnqft_testkit::Pipe;
 use std::path::Path;
 use std::process::Command;
 
@@ -19,37 +20,14 @@ fn sample_bin() -> std::path::PathBuf {
     Path::new(SAMPLE).with_file_name("nnqft-sample")
 }
 
-const PIPELINE: &str = r#"
-name = "exact"
-seed = 20261123
-[sample]
-bags = 20
-nets_per_bag = 250_000
-widths = [10]
-[moments]
-orders = [2, 4, 6]
-[[sample.arch]]
-name = "relu"
-activation = "relu"
-d_in = 1
-sigma_w = 1.0
-sigma_b = 0.5
-inputs = [[-1.0], [-0.6], [-0.2], [0.2], [0.6], [1.0]]
-[[sample.arch]]
-name = "erf"
-activation = "erf"
-d_in = 1
-sigma_w = 1.0
-sigma_b = 1.0
-inputs = [[-1.0], [-0.6], [-0.2], [0.2], [0.6], [1.0]]
-[[sample.arch]]
-name = "gauss"
-activation = "gauss"
-d_in = 1
-sigma_w = 1.0
-sigma_b = 0.5
-inputs = [[-0.5], [-0.3], [-0.1], [0.1], [0.3], [0.5]]
-"#;
+fn pipeline() -> String {
+    Pipe::new("exact", 20261123, 20, 250_000, &[10], &[2, 4, 6])
+        .arch("relu", "relu", 1.0, 0.5, &[&[-1.0], &[-0.6], &[-0.2], &[0.2], &[0.6], &[1.0]])
+        .arch("erf", "erf", 1.0, 1.0, &[&[-1.0], &[-0.6], &[-0.2], &[0.2], &[0.6], &[1.0]])
+        .arch("gauss", "gauss", 1.0, 0.5, &[&[-0.5], &[-0.3], &[-0.1], &[0.1], &[0.3], &[0.5]])
+        .text()
+        .to_string()
+}
 
 fn run(bin: &Path, args: &[&str]) {
     let out = Command::new(bin).args(args).output().unwrap();
@@ -60,13 +38,13 @@ fn run(bin: &Path, args: &[&str]) {
 fn finite_width_deviations_match_exact_theory() {
     let tmp = tempfile::tempdir().unwrap();
     let pipe = tmp.path().join("exact.toml");
-    std::fs::write(&pipe, PIPELINE).unwrap();
+    std::fs::write(&pipe, pipeline()).unwrap();
     let data = tmp.path().join("data");
     let args = ["--pipeline", pipe.to_str().unwrap(), "--data", data.to_str().unwrap()];
     run(&sample_bin(), &args);
     run(Path::new(SAMPLE), &args);
 
-    let p = nnqft_core::Pipeline::from_toml(PIPELINE).unwrap();
+    let p = nnqft_core::Pipeline::from_toml(&pipeline()).unwrap();
     let out = nnqft_moments::run(&p, &data, &Default::default()).unwrap();
     assert_eq!(out.cached, 3, "the binary's reductions are reused");
     let mut report = String::new();

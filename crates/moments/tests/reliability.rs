@@ -2,6 +2,7 @@
 //! resumed, locked against a second writer, and out of disk space. Fixed
 //! seeds; sizes small enough for CI.
 
+use nnqft_testkit::Pipe;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -14,29 +15,15 @@ fn sample_bin() -> PathBuf {
 }
 
 /// Long enough (about a second) that kills land mid-run.
-const PIPELINE: &str = r#"
-name = "kill"
-seed = 99
-[sample]
-bags = 4
-nets_per_bag = 20_000
-nets_per_part = 2_000
-widths = [3, 50]
-[[sample.arch]]
-name = "erf"
-activation = "erf"
-d_in = 1
-sigma_w = 1.0
-sigma_b = 1.0
-inputs = [[-1.0], [-0.2], [0.6], [1.0]]
-[[sample.arch]]
-name = "relu"
-activation = "relu"
-d_in = 2
-sigma_w = 1.0
-sigma_b = 0.3
-inputs = [[0.5, 0.5], [1.0, -0.5], [-1.0, 0.2]]
-"#;
+/// Long enough (about a second) that kills land mid-run (orders: the default 2, 4, 6).
+fn pipeline() -> String {
+    Pipe::new("kill", 99, 4, 20_000, &[3, 50], &[2, 4, 6])
+        .nets_per_part(2_000)
+        .arch("erf", "erf", 1.0, 1.0, &[&[-1.0], &[-0.2], &[0.6], &[1.0]])
+        .arch("relu", "relu", 1.0, 0.3, &[&[0.5, 0.5], &[1.0, -0.5], &[-1.0, 0.2]])
+        .text()
+        .to_string()
+}
 
 /// Every file under `dir` but the lock: path -> (size, sha256).
 fn snapshot(dir: &Path) -> BTreeMap<String, (usize, String)> {
@@ -109,7 +96,7 @@ fn all_parts_valid(dir: &Path) -> usize {
 fn killed_twenty_times_then_resumed_equals_uninterrupted() {
     let tmp = tempfile::tempdir().unwrap();
     let pipe = tmp.path().join("kill.toml");
-    std::fs::write(&pipe, PIPELINE).unwrap();
+    std::fs::write(&pipe, pipeline()).unwrap();
     let (clean, killed) = (tmp.path().join("clean"), tmp.path().join("killed"));
     let args = |d: &Path| vec!["--pipeline".to_string(), pipe.display().to_string(), "--data".into(), d.display().to_string()];
     let a_clean = args(&clean);
@@ -155,7 +142,7 @@ fn killed_twenty_times_then_resumed_equals_uninterrupted() {
 fn second_writer_is_refused_and_a_dead_holder_recovered() {
     let tmp = tempfile::tempdir().unwrap();
     let pipe = tmp.path().join("kill.toml");
-    std::fs::write(&pipe, PIPELINE).unwrap();
+    std::fs::write(&pipe, pipeline()).unwrap();
     let data = tmp.path().join("d");
     let (p, d) = (pipe.to_str().unwrap(), data.to_str().unwrap());
     let mut first = Command::new(sample_bin()).args(["--pipeline", p, "--data", d, "--threads", "1"]).stderr(Stdio::null()).spawn().unwrap();

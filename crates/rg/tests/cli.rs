@@ -3,17 +3,13 @@
 //! resumable and deterministic.
 
 use std::path::Path;
-use nnqft_testkit::{ok, repo, run};
+use nnqft_testkit::{ok, repo, run, run_stages, Pipe};
 
 const BIN: &str = env!("CARGO_BIN_EXE_nnqft-rg");
 
 /// Every stage of `pipeline` into `data`; returns rg's stdout.
 fn all(pipeline: &str, data: &Path) -> String {
-    let d = data.to_str().unwrap();
-    for stage in ["nnqft-sample", "nnqft-moments", "nnqft-fit"] {
-        ok(&Path::new(BIN).with_file_name(stage), &["--pipeline", pipeline, "--data", d]);
-    }
-    ok(Path::new(BIN), &["--pipeline", pipeline, "--data", d])
+    run_stages(Path::new(BIN), &["nnqft-sample", "nnqft-moments", "nnqft-fit", "nnqft-rg"], Path::new(pipeline), data).swap_remove(3)
 }
 
 fn digest(path: &Path) -> String {
@@ -25,31 +21,10 @@ fn digest(path: &Path) -> String {
 #[test]
 fn relu_amplitude_matches_theory() {
     let tmp = tempfile::tempdir().unwrap();
-    let pipe = tmp.path().join("relu-amp.toml");
-    std::fs::write(
-        &pipe,
-        r#"name = "relu-amp"
-seed = 5
-[sample]
-bags = 10
-nets_per_bag = 100_000
-widths = [20]
-[moments]
-orders = [2, 4]
-[[sample.arch]]
-name = "relu-d1"
-activation = "relu"
-d_in = 1
-sigma_w = 1.0
-sigma_b = 0.0
-inputs = [[0.2], [0.4], [0.6], [0.8], [1.0], [1.2]]
-[rg]
-cutoffs = [7.0, 100.0, 1000.0, 100000.0]
-[[rg.cutoff]]
-arch = "relu-d1"
-"#,
-    )
-    .unwrap();
+    let pipe = Pipe::new("relu-amp", 5, 10, 100_000, &[20], &[2, 4])
+        .arch("relu-d1", "relu", 1.0, 0.0, &[&[0.2], &[0.4], &[0.6], &[0.8], &[1.0], &[1.2]])
+        .raw("[rg]\ncutoffs = [7.0, 100.0, 1000.0, 100000.0]\n[[rg.cutoff]]\narch = \"relu-d1\"\n")
+        .write(tmp.path());
     let data = tmp.path().join("data");
     let out = all(pipe.to_str().unwrap(), &data);
     let line = out.lines().find(|l| l.contains("amplitude")).unwrap_or_else(|| panic!("{out}"));

@@ -9,50 +9,26 @@ use arrow::array::{Float64Array, StringArray, UInt32Array};
 use nnqft_core::deep::relu_exact_kurtosis;
 use nnqft_store::tables::{column, read_table};
 use std::path::Path;
-use nnqft_testkit::{ok, repo, run};
+use nnqft_testkit::{ok, repo, run, Pipe};
 use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_nnqft-rg");
 
-const PIPELINE: &str = r#"name = "deep-ci"
-seed = 32
-[sample]
-bags = 20
-nets_per_bag = 25_000
-nets_per_part = 12_500
-widths = [32]
-[moments]
-orders = [2, 4]
-[[sample.arch]]
-name = "relu-crit"
-activation = "relu"
-hidden_layers = 4
-d_in = 1
-sigma_w = 1.4142135623730951
-sigma_b = 0.0
-inputs = [[1.0], [0.5]]
-[[sample.arch]]
-name = "tanh-crit"
-activation = "tanh"
-hidden_layers = 3
-d_in = 1
-sigma_w = 1.0
-sigma_b = 0.0
-inputs = [[1.0]]
-[[sample.arch]]
-name = "erf-single"
-activation = "erf"
-d_in = 1
-sigma_w = 1.0
-sigma_b = 1.0
-inputs = [[-1.0], [1.0]]
-"#;
+fn pipeline() -> String {
+    Pipe::new("deep-ci", 32, 20, 25_000, &[32], &[2, 4])
+        .nets_per_part(12_500)
+        .arch_with("relu-crit", "relu", 1.4142135623730951, 0.0, &[&[1.0], &[0.5]], "hidden_layers = 4")
+        .arch_with("tanh-crit", "tanh", 1.0, 0.0, &[&[1.0]], "hidden_layers = 3")
+        .arch("erf-single", "erf", 1.0, 1.0, &[&[-1.0], &[1.0]])
+        .text()
+        .to_string()
+}
 
 #[test]
 fn relu_critical_kurtosis_and_layer_report() {
     let tmp = tempfile::tempdir().unwrap();
     let pipe = tmp.path().join("deep-ci.toml");
-    std::fs::write(&pipe, PIPELINE).unwrap();
+    std::fs::write(&pipe, pipeline()).unwrap();
     // the README's layers example reads data/deep-criticality (relu-crit, width 32, layer 4)
     let data = tmp.path().join("data/deep-criticality");
     let args = ["--pipeline", pipe.to_str().unwrap(), "--data", data.to_str().unwrap()];
@@ -150,7 +126,7 @@ fn bad_deep_configs_are_refused() {
         ("hidden_layers = 3", "hidden_layers = 3\nlayer_width_ratios = [1.0, 0.0, 1.0]", "sample.arch[1].layer_width_ratios"),
     ] {
         let pipe = tmp.path().join("bad.toml");
-        std::fs::write(&pipe, PIPELINE.replace(from, to)).unwrap();
+        std::fs::write(&pipe, pipeline().replace(from, to)).unwrap();
         let out = run(&Path::new(BIN).with_file_name("nnqft-sample"), &["--pipeline", pipe.to_str().unwrap(), "--data", tmp.path().join("d").to_str().unwrap()]);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success());
@@ -159,7 +135,7 @@ fn bad_deep_configs_are_refused() {
     }
     // a fit on a deep arch is refused
     let pipe = tmp.path().join("bad.toml");
-    std::fs::write(&pipe, format!("{PIPELINE}[[fit.run]]\narch = \"relu-crit\"\ncutoff = 10.0\ninterior = [0.0, 0.7]\n")).unwrap();
+    std::fs::write(&pipe, format!("{}[[fit.run]]\narch = \"relu-crit\"\ncutoff = 10.0\ninterior = [0.0, 0.7]\n", pipeline())).unwrap();
     let out = run(&Path::new(BIN).with_file_name("nnqft-fit"), &["--pipeline", pipe.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("fit.run[0].arch") && err.contains("hidden layers"), "{err}");

@@ -4,45 +4,24 @@
 //! `nnqft-sample --force` has removed the stale samples, every stage runs.
 //! A deep-only pipeline (no `moments.parquet`) runs through rg.
 
-use nnqft_testkit::{ok, run};
+use nnqft_testkit::{ok, run, run_stages, Pipe};
 use std::path::{Path, PathBuf};
 
 const BIN: &str = env!("CARGO_BIN_EXE_nnqft-rg");
 const STAGES: [&str; 4] = ["nnqft-sample", "nnqft-moments", "nnqft-fit", "nnqft-rg"];
 
-const PIPE: &str = r#"name = "stale"
-seed = 11
-[sample]
-bags = 3
-nets_per_bag = 2_000
-widths = [3, 10]
-[moments]
-orders = [2, 4]
-[[sample.arch]]
-name = "erf-d1"
-activation = "erf"
-d_in = 1
-sigma_w = 1.0
-sigma_b = 1.0
-inputs = [[-1.0], [-0.6], [-0.2], [0.2], [0.6], [1.0]]
-[[sample.arch]]
-name = "relu-deep"
-activation = "relu"
-d_in = 1
-sigma_w = 1.4142135623730951
-sigma_b = 0.0
-hidden_layers = 2
-inputs = [[1.0]]
-[[fit.run]]
-arch = "erf-d1"
-cutoff = 100.0
-interior = [-0.6, 0.6]
-[rg]
-cutoffs = [7.0, 100.0]
-[[rg.cutoff]]
-arch = "erf-d1"
-widths = [10]
-"#;
+/// widths and bags as given; `shallow` adds the single-layer erf arch, its fit run and cutoff flow.
+fn pipe(widths: &[usize], bags: u32, shallow: bool) -> Pipe {
+    let mut p = Pipe::new("stale", 11, bags, 2_000, widths, &[2, 4]);
+    if shallow {
+        p = p.arch("erf-d1", "erf", 1.0, 1.0, &[&[-1.0], &[-0.6], &[-0.2], &[0.2], &[0.6], &[1.0]]);
+    }
+    p = p.arch_with("relu-deep", "relu", 1.4142135623730951, 0.0, &[&[1.0]], "hidden_layers = 2");
+    if shallow {
+        p = p.raw("[[fit.run]]\narch = \"erf-d1\"\ncutoff = 100.0\ninterior = [-0.6, 0.6]\n[rg]\ncutoffs = [7.0, 100.0]\n[[rg.cutoff]]\narch = \"erf-d1\"\nwidths = [10]\n");
+    }
+    p
+}
 
 fn bin(stage: &str) -> PathBuf {
     Path::new(BIN).with_file_name(stage)
@@ -69,45 +48,31 @@ fn refuses(stage: &str, pipe: &Path, data: &Path, needles: &[&str]) {
     }
 }
 
-/// `text` without its single-hidden-layer arch, fit and rg tables.
-fn deep_only(text: &str) -> String {
-    let first = text.find("[[sample.arch]]").unwrap();
-    let deep = text.rfind("[[sample.arch]]").unwrap();
-    let fit = text.find("[[fit.run]]").unwrap();
-    format!("{}{}", &text[..first], &text[deep..fit])
-}
-
 fn all(pipe: &Path, data: &Path) {
-    for stage in STAGES {
-        ok(&bin(stage), &["--pipeline", pipe.to_str().unwrap(), "--data", data.to_str().unwrap()]);
-    }
+    run_stages(Path::new(BIN), &STAGES, pipe, data);
 }
 
 #[test]
 fn every_stage_refuses_stale_data_and_changes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let pipe = tmp.path().join("stale.toml");
-    std::fs::write(&pipe, PIPE).unwrap();
-    all(&pipe, &data);
+    let full = pipe(&[3, 10], 3, true).write_as(tmp.path(), "full");
+    all(&full, &data);
     let before = tables(&data);
 
     // A removed width: width=3 of both archs is stale.
-    let fewer = tmp.path().join("fewer.toml");
-    std::fs::write(&fewer, PIPE.replace("widths = [3, 10]", "widths = [10]")).unwrap();
+    let fewer = pipe(&[10], 3, true).write_as(tmp.path(), "fewer");
     refuses("nnqft-sample", &fewer, &data, &["width=3", "stale", "--force"]);
     refuses("nnqft-moments", &fewer, &data, &["width=3", "stale", "nnqft-sample --force"]);
     refuses("nnqft-fit", &fewer, &data, &["moments.parquet", "stale", "rerun nnqft-moments"]);
     refuses("nnqft-rg", &fewer, &data, &["moments.parquet", "stale", "rerun nnqft-moments"]);
     // The same without the single-layer arch: rg's input is then layers_bags.parquet.
-    let deep = tmp.path().join("deep.toml");
-    std::fs::write(&deep, deep_only(&PIPE.replace("widths = [3, 10]", "widths = [10]"))).unwrap();
+    let deep = pipe(&[10], 3, false).write_as(tmp.path(), "deep");
     refuses("nnqft-rg", &deep, &data, &["layers_bags.parquet", "stale"]);
     assert_eq!(tables(&data), before, "a refusing stage changed a table");
 
     // Fewer bags: bag=2 is stale everywhere.
-    let two = tmp.path().join("two.toml");
-    std::fs::write(&two, PIPE.replace("bags = 3", "bags = 2")).unwrap();
+    let two = pipe(&[3, 10], 2, true).write_as(tmp.path(), "two");
     refuses("nnqft-sample", &two, &data, &["bag=2", "stale"]);
     refuses("nnqft-moments", &two, &data, &["bag=2", "stale"]);
     refuses("nnqft-fit", &two, &data, &["moments.parquet", "stale"]);
@@ -125,9 +90,8 @@ fn every_stage_refuses_stale_data_and_changes_nothing() {
 fn a_deep_only_pipeline_runs_through_rg() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let pipe = tmp.path().join("deep.toml");
-    std::fs::write(&pipe, deep_only(PIPE)).unwrap();
-    all(&pipe, &data);
+    let deep = pipe(&[3, 10], 3, false).write_as(tmp.path(), "deep");
+    all(&deep, &data);
     assert!(!data.join("moments.parquet").exists());
     assert!(data.join("flow.parquet").is_file());
 }

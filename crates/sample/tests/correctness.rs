@@ -5,52 +5,27 @@
 mod common;
 use common::*;
 use nnqft_core::Pipeline;
+use nnqft_testkit::Pipe;
 
-const PIPELINE: &str = r#"
-name = "correct"
-seed = 31337
-[sample]
-bags = 2
-nets_per_bag = 200_000
-nets_per_part = 50_000
-widths = [10]
-[[sample.arch]]
-name = "erf"
-activation = "erf"
-d_in = 1
-sigma_w = 1.0
-sigma_b = 1.0
-inputs = [[-1.0], [-0.2], [0.6], [1.0]]
-[[sample.arch]]
-name = "relu"
-activation = "relu"
-d_in = 2
-sigma_w = 1.3
-sigma_b = 0.5
-inputs = [[0.5, 0.5], [1.0, -0.5], [-1.0, 0.2]]
-[[sample.arch]]
-name = "gauss"
-activation = "gauss"
-d_in = 2
-sigma_w = 1.5
-sigma_b = 1.0
-inputs = [[0.1, 0.1], [-0.3, 0.2], [0.4, -0.4]]
-[[sample.arch]]
-name = "tanh"
-activation = "tanh"
-d_in = 3
-sigma_w = 1.2
-sigma_b = 0.3
-inputs = [[0.2, 0.2, 0.2], [1.0, 1.0, 0.2], [-1.0, 0.5, 1.0]]
-"#;
+/// Orders: the default 2, 4, 6.
+fn pipeline() -> String {
+    Pipe::new("correct", 31337, 2, 200_000, &[10], &[2, 4, 6])
+        .nets_per_part(50_000)
+        .arch("erf", "erf", 1.0, 1.0, &[&[-1.0], &[-0.2], &[0.6], &[1.0]])
+        .arch("relu", "relu", 1.3, 0.5, &[&[0.5, 0.5], &[1.0, -0.5], &[-1.0, 0.2]])
+        .arch("gauss", "gauss", 1.5, 1.0, &[&[0.1, 0.1], &[-0.3, 0.2], &[0.4, -0.4]])
+        .arch("tanh", "tanh", 1.2, 0.3, &[&[0.2, 0.2, 0.2], &[1.0, 1.0, 0.2], &[-1.0, 0.5, 1.0]])
+        .text()
+        .to_string()
+}
 
 #[test]
 fn two_point_function_matches_kernel_for_every_activation() {
     let tmp = tempfile::tempdir().unwrap();
-    let pipe = write_pipeline(tmp.path(), "correct", PIPELINE);
+    let pipe = write_pipeline(tmp.path(), "correct", &pipeline());
     let data = tmp.path().join("data");
     run_ok(&["--pipeline", &pipe, "--data", data.to_str().unwrap()]);
-    let p = Pipeline::from_toml(PIPELINE).unwrap();
+    let p = Pipeline::from_toml(&pipeline()).unwrap();
     for arch in &p.sample.arch {
         let cols = read_bag(&data, &arch.name, 10, 0);
         assert_eq!(cols[0].len(), 200_000);

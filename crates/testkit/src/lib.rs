@@ -1,5 +1,10 @@
-//! Helpers shared by the end-to-end tests of the stage binaries.
+//! Helpers shared by the end-to-end tests of the stage binaries: the
+//! repository root, running a stage, test pipelines built from their tables
+//! ([`Pipe`]) and running every stage on one ([`run_stages`]).
 
+mod pipe;
+
+pub use pipe::{run_stages, Pipe};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
