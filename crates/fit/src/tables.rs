@@ -9,14 +9,37 @@ use nnqft_core::pipeline::FitRun;
 use nnqft_store::tables::{column, read_table, Table};
 use std::path::Path;
 
+/// The key of a row of either table: (arch, width, cutoff, propagator, model, order).
+trait RowKey {
+    fn key(&self) -> (&str, usize, f64, &str, &str, usize);
+}
+
+impl RowKey for CouplingRow {
+    fn key(&self) -> (&str, usize, f64, &str, &str, usize) {
+        (&self.arch, self.width, self.cutoff, self.propagator, &self.model, self.order)
+    }
+}
+
+impl RowKey for PredictionRow {
+    fn key(&self) -> (&str, usize, f64, &str, &str, usize) {
+        (&self.arch, self.width, self.cutoff, self.propagator, &self.model, self.order)
+    }
+}
+
+/// The key columns both tables start with.
+fn key_columns<R: RowKey>(t: &mut Table, rows: &[R]) {
+    let k: Vec<_> = rows.iter().map(RowKey::key).collect();
+    t.utf8("arch", k.iter().map(|r| r.0.to_string()).collect())
+        .u32("width", k.iter().map(|r| r.1 as u32).collect())
+        .f64("cutoff", k.iter().map(|r| r.2).collect())
+        .utf8("propagator", k.iter().map(|r| r.3.to_string()).collect())
+        .utf8("model", k.iter().map(|r| r.4.to_string()).collect())
+        .u8("order", k.iter().map(|r| r.5 as u8).collect());
+}
+
 pub(crate) fn write_couplings(path: &Path, rows: &[CouplingRow], footer: &serde_json::Value) -> Result<()> {
     let mut t = Table::default();
-    t.utf8("arch", rows.iter().map(|r| r.arch.clone()).collect())
-        .u32("width", rows.iter().map(|r| r.width as u32).collect())
-        .f64("cutoff", rows.iter().map(|r| r.cutoff).collect())
-        .utf8("propagator", rows.iter().map(|r| r.propagator.to_string()).collect())
-        .utf8("model", rows.iter().map(|r| r.model.clone()).collect())
-        .u8("order", rows.iter().map(|r| r.order as u8).collect());
+    key_columns(&mut t, rows);
     for (j, name) in COEF_NAMES.iter().enumerate() {
         t.f64(name, rows.iter().map(|r| r.coef[j]).collect());
         t.f64(&format!("{name}_stderr"), rows.iter().map(|r| r.coef_stderr[j]).collect());
@@ -57,13 +80,8 @@ pub(crate) fn write_couplings(path: &Path, rows: &[CouplingRow], footer: &serde_
 
 pub(crate) fn write_predictions(path: &Path, rows: &[PredictionRow], footer: &serde_json::Value) -> Result<()> {
     let mut t = Table::default();
-    t.utf8("arch", rows.iter().map(|r| r.arch.clone()).collect())
-        .u32("width", rows.iter().map(|r| r.width as u32).collect())
-        .f64("cutoff", rows.iter().map(|r| r.cutoff).collect())
-        .utf8("propagator", rows.iter().map(|r| r.propagator.to_string()).collect())
-        .utf8("model", rows.iter().map(|r| r.model.clone()).collect())
-        .u8("order", rows.iter().map(|r| r.order as u8).collect())
-        .list_u16("tuple", &rows.iter().map(|r| r.tuple.iter().map(|&a| a as u16).collect()).collect::<Vec<_>>())
+    key_columns(&mut t, rows);
+    t.list_u16("tuple", &rows.iter().map(|r| r.tuple.iter().map(|&a| a as u16).collect()).collect::<Vec<_>>())
         .utf8("split", rows.iter().map(|r| if r.train { "train" } else { "test" }.to_string()).collect())
         .f64("measured", rows.iter().map(|r| r.measured).collect())
         .f64("measured_stderr", rows.iter().map(|r| r.measured_stderr).collect())
