@@ -50,10 +50,14 @@ fn parse_pipeline(source: &str, text: String) -> Result<Loaded> {
 
 /// Resolves `--pipeline`: `None` is the embedded default; a value that names
 /// an existing file (or ends in `.toml`) is a path; otherwise `NAME` means
-/// `pipelines/NAME.toml`. Parse and validation errors name the file.
+/// `pipelines/NAME.toml`, and `quick` works without it (it is embedded in
+/// the binaries; a `pipelines/quick.toml` that differs from the embedded copy
+/// is used, with a note saying so). An unknown NAME lists the available
+/// ones. Parse and validation errors name the file.
 pub fn load_pipeline(arg: Option<&str>) -> Result<Loaded> {
+    let embedded = || parse_pipeline("<embedded quick pipeline>", DEFAULT_PIPELINE_TOML.into());
     let Some(arg) = arg else {
-        return parse_pipeline("<embedded default pipeline>", DEFAULT_PIPELINE_TOML.into());
+        return embedded();
     };
     let direct = Path::new(arg);
     let path = if direct.is_file() || arg.ends_with(".toml") || arg.contains('/') {
@@ -61,12 +65,33 @@ pub fn load_pipeline(arg: Option<&str>) -> Result<Loaded> {
     } else {
         let p = Path::new("pipelines").join(format!("{arg}.toml"));
         if !p.is_file() {
-            bail!("pipeline {arg:?}: no file {arg} nor {}", p.display());
+            if arg == "quick" {
+                return embedded();
+            }
+            bail!("pipeline {arg:?}: no file {arg} nor {}; available: {}", p.display(), available_pipelines().join(", "));
         }
         p
     };
     let text = std::fs::read_to_string(&path).with_context(|| format!("{}: cannot read pipeline", path.display()))?;
+    if arg == "quick" && text != DEFAULT_PIPELINE_TOML {
+        eprintln!("note: using {} (it differs from the quick pipeline embedded in this binary)", path.display());
+    }
     parse_pipeline(&path.display().to_string(), text)
+}
+
+/// The names `--pipeline NAME` accepts here: `pipelines/*.toml` and the embedded `quick`.
+pub fn available_pipelines() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir("pipelines")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.strip_suffix(".toml").map(str::to_string))
+        .collect();
+    if !names.iter().any(|n| n == "quick") {
+        names.push("quick".into());
+    }
+    names.sort();
+    names
 }
 
 /// `--data` if given, else `data/NAME`.

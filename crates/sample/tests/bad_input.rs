@@ -120,3 +120,17 @@ fn absurd_sizes_are_refused_up_front_with_the_estimate() {
     let written: Vec<_> = std::fs::read_dir(&data).map(|r| r.map(|e| e.unwrap().file_name()).collect()).unwrap_or_default();
     assert!(written.iter().all(|f| f == ".nnqft.lock"), "nothing but the lock file: {written:?}");
 }
+
+/// An unknown pipeline name lists the ones there are; `quick` works outside
+/// the repository (it is embedded in the binaries).
+#[test]
+fn pipeline_names_list_the_choices_and_quick_is_embedded() {
+    let line = run_err(&["--pipeline", "nope", "--data", "/nonexistent/x"], &["pipeline \"nope\"", "available:", "quick", "smoke", "hms2020"]);
+    assert!(!line.contains(".toml,"), "names, not files: {line}");
+    // Outside the repository: quick loads from the binary, so the failure is about the data, not the pipeline.
+    let tmp = tempfile::tempdir().unwrap();
+    let fit = std::path::Path::new(BIN).with_file_name("nnqft-fit");
+    let out = std::process::Command::new(fit).args(["--pipeline", "quick", "--data", "d"]).current_dir(tmp.path()).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("moments.parquet is missing") && !err.contains("no file"), "{err}");
+}
