@@ -8,6 +8,7 @@ import sys
 import tomllib
 from math import comb
 
+import duckdb
 import polars as pl
 import pyarrow.parquet as pq
 
@@ -52,4 +53,26 @@ assert su.height == pairs * len(orders)
 check = mp.group_by("arch", "width", "order").agg(pl.col("m").abs().mean().alias("mam"))
 jj = su.join(check, on=["arch", "width", "order"])
 assert ((jj["mean_abs_m"] - jj["mam"]).abs() <= 1e-12 * jj["mam"]).all()
+# DuckDB reads the same tables and the hive-partitioned samples. "order" is a reserved word
+# in SQL and must be quoted.
+con = duckdb.connect()
+dq = con.sql(
+    f"""SELECT arch, width, "order", avg(abs(m)) AS mam_duck
+        FROM read_parquet('{data}/moments.parquet') GROUP BY ALL"""
+).pl().with_columns(pl.col("width").cast(pl.UInt32), pl.col("order").cast(pl.UInt8))
+jd = su.join(dq, on=["arch", "width", "order"])
+assert jd.height == su.height, (jd.height, su.height)
+assert ((jd["mean_abs_m"] - jd["mam_duck"]).abs() <= 1e-12 * jd["mam_duck"]).all()
+a0 = single[0]
+if len(a0["inputs"]) >= 2:
+    # G2(x_0, x_1) over every net of the first arch, per width, against moments' bag average.
+    g2 = con.sql(
+        f"""SELECT width, avg(f0::DOUBLE * f1::DOUBLE) AS g2
+            FROM read_parquet('{data}/samples/arch={a0["name"]}/*/*/*.parquet', hive_partitioning = true)
+            GROUP BY width"""
+    ).pl().with_columns(pl.col("width").cast(pl.UInt32))
+    ref = mp.filter((pl.col("arch") == a0["name"]) & (pl.col("order") == 2) & (pl.col("tuple") == [0, 1]))
+    jg = ref.join(g2, on="width")
+    assert jg.height == ref.height > 0, (jg.height, ref.height)
+    assert ((jg["mean"] - jg["g2"]).abs() <= 1e-9 * jg["mean"].abs()).all(), jg.select("width", "mean", "g2")
 print(f"check_moments: {mp.height} tuples, {b.height} bag rows, {su.height} summary rows OK")
