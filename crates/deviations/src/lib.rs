@@ -6,13 +6,13 @@
 //! tables are stale; and the estimates built directly on them (the seed-001
 //! couplings u4, u6). Errors come from the bags.
 
-use anyhow::{bail, Context, Result};
-use arrow::array::{Array, Float64Array, ListArray, StringArray, UInt16Array, UInt32Array, UInt8Array};
+use anyhow::{bail, Result};
 use nnqft_core::boxint::Templates;
 use nnqft_core::tuples::{pair_quad_splits, tuple_index, tuples, wick};
 use nnqft_core::{ArchSpec, Pipeline};
 use nnqft_stats::stderr;
-use nnqft_store::tables::{column, read_table, require_current};
+use nnqft_frames::{DataFrame, col};
+use nnqft_store::tables::require_current;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -73,20 +73,24 @@ pub fn load_deviations(p: &Pipeline, data: &Path, want: &[(String, usize)]) -> R
         }
         out.insert((a.clone(), *w), Deviations { per_bag, exact });
     }
-    // Per-bag values, then the exact deviations.
-    walk_rows(p, &bpath, &mut out, |dev, arch, o, t, batch, r| {
+    // Per-bag values, then the exact deviations: lazy scans that keep only
+    // the (arch, width) groups and orders wanted.
+    let keep = nnqft_frames::any_pair(want);
+    let bags = nnqft_frames::collect(&bpath, nnqft_frames::scan(&bpath)?.filter(keep.clone()).select([col("arch"), col("width"), col("order"), col("tuple"), col("bag"), col("value")]))?;
+    fill(p, &bpath, &bags, &mut out, |dev, arch, o, t, r, cols| {
         let Some(slot) = dev.per_bag.get_mut(&o) else { return Ok(()) };
-        let b = column::<UInt32Array>(&bpath, batch, "bag")?.value(r) as usize;
+        let b = cols.bag[r] as usize;
         if b >= slot.len() {
             bail!("{}: row {r}: bag {b} but the pipeline has {} bags; rerun nnqft-moments", bpath.display(), slot.len());
         }
         let gp = wick(t, |i, j| arch.kernel(&arch.inputs[i], &arch.inputs[j]));
-        slot[b][tuple_index(arch.k(), t)] = column::<Float64Array>(&bpath, batch, "value")?.value(r) - gp;
+        slot[b][tuple_index(arch.k(), t)] = cols.value[r] - gp;
         Ok(())
     })?;
-    walk_rows(p, &mpath, &mut out, |dev, arch, o, t, batch, r| {
+    let exact = nnqft_frames::collect(&mpath, nnqft_frames::scan(&mpath)?.filter(keep).select([col("arch"), col("width"), col("order"), col("tuple"), col("exact_delta").alias("value")]))?;
+    fill(p, &mpath, &exact, &mut out, |dev, arch, o, t, r, cols| {
         if let Some(slot) = dev.exact.get_mut(&o) {
-            slot[tuple_index(arch.k(), t)] = column::<Float64Array>(&mpath, batch, "exact_delta")?.value(r);
+            slot[tuple_index(arch.k(), t)] = cols.value[r];
         }
         Ok(())
     })?;
@@ -100,38 +104,40 @@ pub fn load_deviations(p: &Pipeline, data: &Path, want: &[(String, usize)]) -> R
     Ok(out)
 }
 
-/// Calls `f(deviations, arch, order, tuple, batch, row)` for every row of
-/// the long table at `path` whose (arch, width) is in `out`.
-fn walk_rows(
-    p: &Pipeline,
-    path: &Path,
-    out: &mut BTreeMap<(String, usize), Deviations>,
-    mut f: impl FnMut(&mut Deviations, &ArchSpec, usize, &[usize], &arrow::record_batch::RecordBatch, usize) -> Result<()>,
-) -> Result<()> {
-    for batch in read_table(path)? {
-        let arch_c = column::<StringArray>(path, &batch, "arch")?;
-        let width_c = column::<UInt32Array>(path, &batch, "width")?;
-        let order_c = column::<UInt8Array>(path, &batch, "order")?;
-        let tuple_c = column::<ListArray>(path, &batch, "tuple")?;
-        for r in 0..batch.num_rows() {
-            let key = (arch_c.value(r).to_string(), width_c.value(r) as usize);
-            let Some(dev) = out.get_mut(&key) else { continue };
-            let arch = p.arch(&key.0).expect("validated");
-            let t = list_tuple(tuple_c, r, arch.k()).with_context(|| format!("{}: row {r}", path.display()))?;
-            f(dev, arch, order_c.value(r) as usize, &t, &batch, r)?;
-        }
-    }
-    Ok(())
+/// The columns of one collected frame that [`fill`] hands on per row.
+struct Cols {
+    bag: Vec<u32>,
+    value: Vec<f64>,
 }
 
-fn list_tuple(c: &ListArray, r: usize, k: usize) -> Result<Vec<usize>> {
-    let v = c.value(r);
-    let v = v.as_any().downcast_ref::<UInt16Array>().context("tuple is not a List<UInt16>")?;
-    let t: Vec<usize> = v.values().iter().map(|&x| x as usize).collect();
-    if t.iter().any(|&a| a >= k) || t.windows(2).any(|w| w[0] > w[1]) {
-        bail!("tuple {t:?} is not a sorted tuple of {k} inputs");
+/// Calls `f(deviations, arch, order, tuple, row, columns)` for every row of
+/// `df` (read from `path`) whose (arch, width) is in `out`.
+fn fill(
+    p: &Pipeline,
+    path: &Path,
+    df: &DataFrame,
+    out: &mut BTreeMap<(String, usize), Deviations>,
+    mut f: impl FnMut(&mut Deviations, &ArchSpec, usize, &[usize], usize, &Cols) -> Result<()>,
+) -> Result<()> {
+    let arch_c = nnqft_frames::strs(path, df, "arch")?;
+    let width_c = nnqft_frames::u32s(path, df, "width")?;
+    let order_c = nnqft_frames::u8s(path, df, "order")?;
+    let k = p.sample.arch.iter().map(ArchSpec::k).max().unwrap_or(0);
+    let tuple_c = nnqft_frames::tuples(path, df, "tuple", k)?;
+    let cols = Cols {
+        bag: if df.column("bag").is_ok() { nnqft_frames::u32s(path, df, "bag")? } else { Vec::new() },
+        value: nnqft_frames::f64s(path, df, "value")?,
+    };
+    for r in 0..df.height() {
+        let key = (arch_c[r].clone(), width_c[r] as usize);
+        let Some(dev) = out.get_mut(&key) else { continue };
+        let arch = p.arch(&key.0).expect("validated");
+        if tuple_c[r].iter().any(|&a| a >= arch.k()) {
+            bail!("{}: row {r}: tuple {:?} is not a sorted tuple of {} inputs", path.display(), tuple_c[r], arch.k());
+        }
+        f(dev, arch, order_c[r] as usize, &tuple_c[r], r, &cols)?;
     }
-    Ok(t)
+    Ok(())
 }
 
 /// A coupling from the mean data, from each bag, and from the exact deviations.

@@ -7,38 +7,38 @@
 
 use crate::{FlowRow, SlopeRow};
 use anyhow::{Result, bail};
-use arrow::array::{Float64Array, StringArray, UInt32Array};
 use nnqft_core::deep::{k1, layer_theory, recursion};
 use nnqft_core::{Activation, ArchSpec, Pipeline};
 use nnqft_stats::{jackknife, kurtosis, pooled};
-use nnqft_store::tables::{column, read_table};
 use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Per (arch, width, layer) of input point 0: the bags' (m2, m4).
 pub type LayerBags = BTreeMap<(String, usize, usize), Vec<(f64, f64)>>;
 
-/// Reads input point 0 of `layers_bags.parquet`.
+/// Reads input point 0 of `layers_bags.parquet`: one polars query filters
+/// the point, groups by (arch, width, layer) and gathers the bags in order.
 /// The caller has checked that the table is current (`crate::run`).
 pub fn load_layer_bags(path: &Path) -> Result<LayerBags> {
-    let mut out: LayerBags = BTreeMap::new();
-    for b in read_table(path)? {
-        let arch = column::<StringArray>(path, &b, "arch")?;
-        let width = column::<UInt32Array>(path, &b, "width")?;
-        let layer = column::<UInt32Array>(path, &b, "layer")?;
-        let point = column::<UInt32Array>(path, &b, "point")?;
-        let bag = column::<UInt32Array>(path, &b, "bag")?;
-        let (m2, m4) = (column::<Float64Array>(path, &b, "m2")?, column::<Float64Array>(path, &b, "m4")?);
-        for i in 0..b.num_rows() {
-            if point.value(i) != 0 {
-                continue;
-            }
-            let v = out.entry((arch.value(i).to_string(), width.value(i) as usize, layer.value(i) as usize)).or_default();
-            if v.len() != bag.value(i) as usize {
-                bail!("{}: bags of {} width {} layer {} are not in order", path.display(), arch.value(i), width.value(i), layer.value(i));
-            }
-            v.push((m2.value(i), m4.value(i)));
+    use nnqft_frames::{col, lit};
+    let q = nnqft_frames::scan(path)?
+        .filter(col("point").eq(lit(0u32)))
+        .group_by_stable([col("arch"), col("width"), col("layer")])
+        .agg([col("bag").count().alias("n_bags"), col("bag").max().alias("last_bag")]);
+    let groups = nnqft_frames::collect(path, q)?;
+    let rows = nnqft_frames::collect(path, nnqft_frames::scan(path)?.filter(col("point").eq(lit(0u32))).sort(["arch", "width", "layer", "bag"], Default::default()))?;
+    let (n_bags, last) = (nnqft_frames::u32s(path, &groups, "n_bags")?, nnqft_frames::u32s(path, &groups, "last_bag")?);
+    let (ga, gw, gl) = (nnqft_frames::strs(path, &groups, "arch")?, nnqft_frames::u32s(path, &groups, "width")?, nnqft_frames::u32s(path, &groups, "layer")?);
+    for i in 0..groups.height() {
+        if n_bags[i] != last[i] + 1 {
+            bail!("{}: {} width {} layer {}: {} rows for bags 0..={}: bags missing or repeated", path.display(), ga[i], gw[i], gl[i], n_bags[i], last[i]);
         }
+    }
+    let (arch, width, layer) = (nnqft_frames::strs(path, &rows, "arch")?, nnqft_frames::u32s(path, &rows, "width")?, nnqft_frames::u32s(path, &rows, "layer")?);
+    let (m2, m4) = (nnqft_frames::f64s(path, &rows, "m2")?, nnqft_frames::f64s(path, &rows, "m4")?);
+    let mut out: LayerBags = BTreeMap::new();
+    for i in 0..rows.height() {
+        out.entry((arch[i].clone(), width[i] as usize, layer[i] as usize)).or_default().push((m2[i], m4[i]));
     }
     Ok(out)
 }
