@@ -4,6 +4,8 @@
 //! data directory, the thread pool, progress reporting, and printing a
 //! failure as one line with a non-zero exit code.
 
+pub mod interrupt;
+
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use nnqft_core::Pipeline;
@@ -112,8 +114,10 @@ pub fn init_threads(threads: Option<usize>) -> Result<()> {
 }
 
 /// Runs a stage's body; on error prints `PROGRAM: error: REASON` (the whole
-/// context chain on one line) and exits with code 1.
-pub fn run_main(program: &str, body: impl FnOnce() -> Result<()>) {
+/// context chain on one line) and exits with code 1. Ctrl-C is caught
+/// ([`interrupt`]): it prints one line and exits 130.
+pub fn run_main(program: &'static str, body: impl FnOnce() -> Result<()>) {
+    interrupt::install(program);
     if let Err(e) = body() {
         let msg = format!("{e:#}").replace('\n', " ");
         eprintln!("{program}: error: {msg}");

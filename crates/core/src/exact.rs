@@ -93,6 +93,9 @@ impl UnitMoments {
     /// Computes `M` for every sorted tuple of each order in `orders`.
     pub fn new(arch: &ArchSpec, orders: &[usize], acc: Accuracy) -> Self {
         let k = arch.k();
+        if orders.is_empty() {
+            return UnitMoments { k, by_order: BTreeMap::new() };
+        }
         let v = directions(arch);
         let dim = v[0].len();
         let by_order = match arch.activation {
@@ -345,13 +348,30 @@ impl ExactTheory {
     /// assert!((th.kappa4(&[0, 1, 2, 3], 10) - want).abs() < 1e-15);
     /// ```
     pub fn new(arch: &ArchSpec, acc: Accuracy) -> Self {
+        Self::for_orders(arch, &[2, 4, 6], acc)
+    }
+
+    /// Prepares only what the n-point functions of `orders` need: order 2
+    /// none (it is the GP at every width), order 4 the unit moments of order
+    /// 4, order 6 those of orders 4 and 6. [`delta`](Self::delta) of an
+    /// order not prepared panics.
+    ///
+    /// ```
+    /// use nnqft_core::{ArchSpec, Activation, exact::{ExactTheory, Accuracy}};
+    /// let arch = ArchSpec::single("e", Activation::Erf, 1.0, 1.0, vec![vec![-1.0], vec![1.0]]);
+    /// let th = ExactTheory::for_orders(&arch, &[2], Accuracy::default());
+    /// assert_eq!(th.delta(&[0, 1], 10), 0.0);
+    /// assert!((th.gp(&[0, 1]) - 1.0).abs() < 1e-12);
+    /// ```
+    pub fn for_orders(arch: &ArchSpec, orders: &[usize], acc: Accuracy) -> Self {
+        let unit: Vec<usize> = [4, 6].into_iter().filter(|&u| orders.iter().any(|&o| o >= u)).collect();
         let sw2 = arch.sigma_w * arch.sigma_w;
         let p = arch
             .inputs
             .iter()
             .map(|x| arch.inputs.iter().map(|y| if sw2 > 0.0 { arch.kernel_w(x, y) / sw2 } else { 0.0 }).collect())
             .collect();
-        ExactTheory { sw: arch.sigma_w, k: arch.kernel_matrix(), p, m: UnitMoments::new(arch, &[4, 6], acc) }
+        ExactTheory { sw: arch.sigma_w, k: arch.kernel_matrix(), p, m: UnitMoments::new(arch, &unit, acc) }
     }
 
     /// The Gaussian-process value of the n-point function (Wick sum of K).

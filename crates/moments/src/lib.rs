@@ -197,7 +197,10 @@ pub fn summary_rows(p: &Pipeline, arch_name: &str, reduced: &[&Reduced], rows: &
 }
 
 /// What a run produced.
+#[derive(Default)]
 pub struct Outputs {
+    /// True when every table was already current and nothing was recomputed.
+    pub up_to_date: bool,
     pub rows: Vec<TupleRow>,
     pub summary: Vec<SummaryRow>,
     pub reduced: Vec<Reduced>,
@@ -229,8 +232,11 @@ pub fn run(p: &Pipeline, data: &Path, opts: &Options) -> Result<Outputs> {
     }
     let mut shallow = p.clone();
     shallow.sample.arch.retain(|a| a.hidden_layers == 1);
+    if !opts.force && outputs_current(p, &shallow, data) {
+        return Ok(Outputs { up_to_date: true, ..Outputs::default() });
+    }
     let mut out = if shallow.sample.arch.is_empty() {
-        Outputs { rows: Vec::new(), summary: Vec::new(), reduced: Vec::new(), cached: 0, layers: Vec::new() }
+        Outputs::default()
     } else {
         run_single_layer(&shallow, data, opts)?
     };
@@ -238,6 +244,30 @@ pub fn run(p: &Pipeline, data: &Path, opts: &Options) -> Result<Outputs> {
         out.layers = run_layers(p, data, opts)?;
     }
     Ok(out)
+}
+
+/// Every table and figure this stage writes exists and records the config
+/// hash the pipeline as configured now gives, and every sample part is in
+/// place: nothing to recompute.
+fn outputs_current(p: &Pipeline, shallow: &Pipeline, data: &Path) -> bool {
+    let current = |files: &[&str], plot: &str, want: &str| {
+        data.join("plots").join(plot).is_file()
+            && files.iter().all(|f| {
+                nnqft_store::tables::read_footer(&data.join(f)).is_ok_and(|j| j["config_hash"].as_str() == Some(want))
+            })
+    };
+    let single = shallow.sample.arch.is_empty()
+        || current(&["moments.parquet", "moments_bags.parquet", "summary.parquet"], "moments_vs_width.png", &reduce::tables_hash(shallow, false));
+    let deep = p.deep_archs().next().is_none() || current(&["layers.parquet", "layers_bags.parquet"], "layers.png", &reduce::tables_hash(p, true));
+    // The samples are still all there and still this config's (footers only: cheap).
+    single && deep && {
+        use nnqft_store::plan::{State, expected_meta, plan, state};
+        plan(p).par_iter().all(|u| {
+            let want = expected_meta(p, u);
+            let path = nnqft_store::samples::part_path(data, &want.arch.name, u.width, u.bag, u.part);
+            matches!(state(&path, &want, false), State::Done)
+        })
+    }
 }
 
 /// The deep archs: reduce per layer, write `layers.parquet` and its plot.
@@ -262,6 +292,9 @@ fn run_layers(p: &Pipeline, data: &Path, opts: &Options) -> Result<Vec<layers::L
     Ok(rows)
 }
 
+/// An arch whose exact theory takes longer than this gets a note saying why.
+const SLOW_THEORY_SECS: f64 = 3.0;
+
 /// The single-hidden-layer archs (`p` holds only those).
 fn run_single_layer(p: &Pipeline, data: &Path, opts: &Options) -> Result<Outputs> {
     // Temporary files of killed runs: outputs, plots, cache.
@@ -275,17 +308,29 @@ fn run_single_layer(p: &Pipeline, data: &Path, opts: &Options) -> Result<Outputs
     // The exact theory first (seconds of quadrature per arch), with its own progress, so that
     // the reading bar ends when the stage is nearly done.
     let progress = nnqft_cli::Progress::new(&format!("exact theory {}", p.name), p.sample.arch.len() as u64, "archs");
-    let theories: Vec<ExactTheory> = p
+    let timed: Vec<(ExactTheory, f64)> = p
         .sample
         .arch
         .par_iter()
         .map(|a| {
-            let th = ExactTheory::new(a, Accuracy::default());
+            let start = std::time::Instant::now();
+            let th = ExactTheory::for_orders(a, &p.moments.orders, Accuracy::default());
             progress.inc(1);
-            th
+            (th, start.elapsed().as_secs_f64())
         })
         .collect();
     progress.finish();
+    for (a, (_, secs)) in p.sample.arch.iter().zip(&timed) {
+        if *secs > SLOW_THEORY_SECS {
+            eprintln!(
+                "nnqft-moments: note: the exact theory of {} took {secs:.1} s (quadrature over the d_in + 1 = {} parameters of one unit for orders {:?}); it is computed once per run",
+                a.name,
+                a.d_in + 1,
+                p.moments.orders
+            );
+        }
+    }
+    let theories: Vec<ExactTheory> = timed.into_iter().map(|(th, _)| th).collect();
     let (reduced, cached) = reduce_all(p, data, opts.force)?;
     let mut rows = Vec::new();
     let mut summary = Vec::new();
@@ -299,7 +344,7 @@ fn run_single_layer(p: &Pipeline, data: &Path, opts: &Options) -> Result<Outputs
     write_tables(p, data, &rows, &summary, &reduced, &footer)?;
     let curves = exact_curves(p, &theories);
     plot::write_plots(data, p, &summary, &curves)?;
-    Ok(Outputs { rows, summary, reduced, cached, layers: Vec::new() })
+    Ok(Outputs { rows, summary, reduced, cached, ..Outputs::default() })
 }
 
 /// mean |exact_m| of orders 4 and 6 at ~60 widths between the pipeline's

@@ -135,6 +135,8 @@ pub fn reduce_all(p: &Pipeline, data: &Path, force: bool) -> Result<(Vec<Reduced
         .collect();
     let todo: Vec<usize> = (0..pairs.len()).filter(|&i| done[i].is_none()).collect();
     let cached = pairs.len() - todo.len();
+    let total = pairs.len();
+    nnqft_cli::interrupt::set_status(move || format!("{cached} of {total} (arch, width) reductions cached"));
     let trees: Vec<ProductTree> = p.sample.arch.iter().map(|a| ProductTree::new(a.k(), &p.moments.orders)).collect();
     let todo_pairs: Vec<(usize, usize)> = todo.iter().map(|&i| pairs[i]).collect();
     let sums = bag_sums(

@@ -49,8 +49,15 @@ fn threads_and_resume_give_identical_tables() {
     assert!(!svg.contains("font-family=\"sans-serif\""), "every text uses the embedded font");
     ok(Path::new(BIN), &["--pipeline", "smoke", "--data", d, "--threads", "2", "--force"]);
     assert_eq!(one, tables(&data), "1 vs 2 threads");
-    // Resume: a lost cache entry is recomputed, the rest reused, same bytes.
+    // Everything current: "up to date" at once, nothing rewritten.
+    let t0 = std::time::Instant::now();
+    let same = ok(Path::new(BIN), &["--pipeline", "smoke", "--data", d]);
+    assert!(same.contains("up to date"), "{same}");
+    eprintln!("up to date in {:.3} s", t0.elapsed().as_secs_f64());
+    assert_eq!(one, tables(&data), "up to date: untouched");
+    // Resume: with a table gone, a lost cache entry is recomputed, the rest reused, same bytes.
     std::fs::remove_file(data.join("cache/moments/arch=relu-d1/width=10.json")).unwrap();
+    std::fs::remove_file(data.join("summary.parquet")).unwrap();
     let again = ok(Path::new(BIN), &["--pipeline", "smoke", "--data", d]);
     assert!(again.contains("7 of 8 (arch, width) reductions cached"), "{again}");
     assert_eq!(one, tables(&data), "resumed");

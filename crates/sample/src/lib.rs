@@ -154,6 +154,14 @@ pub fn run(p: &Pipeline, data: &Path, opts: &Options) -> Result<Report> {
     nnqft_store::inputs::write_inputs(data, p)?;
     let total_nets: u64 = todo.iter().map(|(_, m)| m.nets).sum();
     let progress = Progress::new(&format!("sample {}", p.name), total_nets, "nets");
+    let written = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    {
+        let (written, done_before, total) = (written.clone(), report.parts_skipped, units.len());
+        nnqft_cli::interrupt::set_status(move || {
+            let n = done_before + written.load(std::sync::atomic::Ordering::SeqCst);
+            format!("{n} of {total} parts written")
+        });
+    }
     todo.par_iter().try_for_each(|(u, meta)| -> Result<()> {
         let arch = &p.sample.arch[u.arch];
         let dir = bag_dir(data, &arch.name, u.width, u.bag);
@@ -172,6 +180,7 @@ pub fn run(p: &Pipeline, data: &Path, opts: &Options) -> Result<Report> {
             );
         }
         write_part(&dir.join(&name), cols, meta)?;
+        written.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         progress.inc(meta.nets);
         Ok(())
     })?;
