@@ -34,8 +34,8 @@ fit pipeline=default_pipeline *args: build
 rg pipeline=default_pipeline *args: build
     {{bin}}/nnqft-rg --pipeline {{pipeline}} {{args}}
 
-# Run every stage of PIPELINE end to end.
-all pipeline=default_pipeline: (sample pipeline) (moments pipeline) (fit pipeline) (rg pipeline)
+# Run every stage of PIPELINE end to end (extra args, e.g. --data DIR, go to every stage).
+all pipeline=default_pipeline *args: (sample pipeline args) (moments pipeline args) (fit pipeline args) (rg pipeline args)
 
 # Throughput of the sampler against a bare normal generator, the v1 sampler and numpy; moments MB/s; sample peak RSS.
 bench *args: build

@@ -1,5 +1,5 @@
 """The obvious alternative to nnqft-sample: a batched numpy sampler of the same
-single-hidden-layer ensemble (THEORY section 1), written as a competent numpy
+single-hidden-layer ensemble (docs/physics.md §1), written as a competent numpy
 user would: vectorised over a batch of nets, float64, one matmul per layer,
 scipy's erf. One thread (BLAS threads pinned to 1 before numpy is imported).
 

@@ -53,6 +53,21 @@ assert su.height == pairs * len(orders)
 check = mp.group_by("arch", "width", "order").agg(pl.col("m").abs().mean().alias("mam"))
 jj = su.join(check, on=["arch", "width", "order"])
 assert ((jj["mean_abs_m"] - jj["mam"]).abs() <= 1e-12 * jj["mam"]).all()
+# mean_abs_m_stderr: the delete-one-bag jackknife of mean |m|, recomputed here from the bags.
+nb = s["bags"]
+gp = mp.select("arch", "width", "order", "tuple", "gp")
+bg = b.join(gp, on=["arch", "width", "order", "tuple"])
+loo = []
+for j_out in range(nb):
+    kept = bg.filter(pl.col("bag") != j_out).group_by("arch", "width", "order", "tuple", "gp").agg(pl.col("value").mean())
+    loo.append(kept.group_by("arch", "width", "order")
+                   .agg(((pl.col("value") - pl.col("gp")) / pl.col("gp")).abs().mean().alias("jk")).with_columns(pl.lit(j_out).alias("left_out")))
+jk = (pl.concat(loo).group_by("arch", "width", "order")
+        .agg((((pl.col("jk") - pl.col("jk").mean()) ** 2).sum() * (nb - 1) / nb).sqrt().alias("se_py")))
+js = su.join(jk, on=["arch", "width", "order"])
+assert js.height == su.height
+assert ((js["mean_abs_m_stderr"] - js["se_py"]).abs() <= 1e-9 * js["se_py"].abs() + 1e-300).all(), js.select("arch", "width", "order", "mean_abs_m_stderr", "se_py")
+assert (js["mean_abs_m_stderr"] > 0).all()
 # DuckDB reads the same tables and the hive-partitioned samples. "order" is a reserved word
 # in SQL and must be quoted.
 con = duckdb.connect()

@@ -1,4 +1,4 @@
-//! Activation functions of the hidden units (THEORY.md section 1).
+//! Activation functions of the hidden units (docs/physics.md §1).
 
 use serde::{Deserialize, Serialize};
 

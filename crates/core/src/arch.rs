@@ -1,4 +1,4 @@
-//! Network architectures (THEORY.md section 1) and one hidden unit's function.
+//! Network architectures (docs/physics.md §1) and one hidden unit's function.
 
 use crate::Activation;
 use serde::{Deserialize, Serialize};
@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 /// variances and the input points at which the networks are evaluated.
 ///
 /// The width is not part of the spec: a pipeline scans it.
-/// `hidden_layers` is the depth `L` (THEORY section 8); the single-hidden-layer
+/// `hidden_layers` is the depth `L` (docs/physics.md §8); the single-hidden-layer
 /// ensemble of section 1 is `hidden_layers = 1`, with `C_W = sigma_w^2` and
 /// `C_b = sigma_b^2`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -80,7 +80,7 @@ impl ArchSpec {
         }
     }
 
-    /// `(C_W, C_b) = (sigma_w^2, sigma_b^2)`, the deep-net variances (THEORY section 8).
+    /// `(C_W, C_b) = (sigma_w^2, sigma_b^2)`, the deep-net variances (docs/physics.md §8).
     pub fn variances(&self) -> (f64, f64) {
         (self.sigma_w * self.sigma_w, self.sigma_b * self.sigma_b)
     }

@@ -1,5 +1,5 @@
 //! Integrals of products of GP kernels over the box `[-L, L]^d` or all of
-//! `R^d` (THEORY.md sections 5-7): the templates of the quartic and sextic
+//! `R^d` (docs/physics.md §5-7): the templates of the quartic and sextic
 //! couplings.
 //!
 //! The rule is a tensor product of one-dimensional composite Gauss-Legendre
@@ -30,7 +30,7 @@ use std::num::NonZeroUsize;
 /// Which two-point function the integrals use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Propagator {
-    /// The full kernel `K = sb^2 + K_W` (THEORY section 5, the default).
+    /// The full kernel `K = sb^2 + K_W` (docs/physics.md §5, the default).
     #[serde(rename = "K")]
     Full,
     /// The weight part `K_W` only (the reference code's choice; seed 001's N_K).

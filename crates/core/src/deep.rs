@@ -1,4 +1,4 @@
-//! Deep networks (THEORY.md section 8, seed 002): the layer-by-layer flow of
+//! Deep networks (docs/physics.md §8, seed 002): the layer-by-layer flow of
 //! the kernel and of the 4-point vertex, and a sampler for deep ensembles.
 //!
 //! Conventions: `L` hidden layers of equal width `n`, then one output unit;
@@ -44,7 +44,7 @@ fn rule() -> NormalRule {
     NormalRule::panels(10.0, 40, 16)
 }
 
-/// `K^(l)`, `chi_par`, `V^(l)` for `l = 1..=layers + 1` (THEORY section 8):
+/// `K^(l)`, `chi_par`, `V^(l)` for `l = 1..=layers + 1` (docs/physics.md §8):
 ///
 /// ```text
 /// K^(l+1) = C_b + C_W <sigma^2>_K,   V^(l+1) = C_W^2 [<sigma^4> - <sigma^2>^2]_K + chi_par^2 V^(l)

@@ -1,5 +1,5 @@
 //! Exact finite-width theory of the single-hidden-layer ensembles
-//! (THEORY.md section 4).
+//! (docs/physics.md §4).
 //!
 //! `f = sum_i W1_i h_i + b1` is a sum of N iid terms plus a Gaussian, so its
 //! cumulants are exact at every N in terms of one hidden unit's moments
@@ -16,7 +16,7 @@
 //! Write the unit's pre-activations as `z_a = v_a . u` with `u` standard
 //! normal in `D = d_in + [sb > 0]` dimensions and `v_a = (sw x_a / sqrt(d), sb)`.
 //!
-//! - **gauss**: closed form (THEORY section 4), exact.
+//! - **gauss**: closed form (docs/physics.md §4), exact.
 //! - **relu** (`D <= 3`): `prod_a relu(v_a . u)` is homogeneous of degree m, so
 //!   `M = E[r^m] * avg_{S^(D-1)} prod_a relu(v_a . theta)` with `E[r^m]` of the chi
 //!   distribution in closed form. The sphere average is done in nested

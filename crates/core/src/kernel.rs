@@ -1,5 +1,5 @@
 //! Analytic Gaussian-process kernels of the single-hidden-layer ensembles
-//! (THEORY.md section 2).
+//! (docs/physics.md §2).
 
 use crate::quad::NormalRule;
 use crate::{Activation, ArchSpec};

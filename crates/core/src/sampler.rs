@@ -13,7 +13,7 @@ use rand_distr::{Distribution, StandardNormal};
 /// vectorised activations of [`crate::fastmath`], blocked sums.
 pub const SAMPLER_VERSION: u32 = 2;
 
-/// Draws single-hidden-layer networks of one width (THEORY section 1) and
+/// Draws single-hidden-layer networks of one width (docs/physics.md §1) and
 /// evaluates them at the architecture's inputs.
 ///
 /// Per net, `(d + 2) N + 1` standard normals are drawn in this order: `W0`

@@ -1,6 +1,6 @@
 //! n-point tuples, Wick pairings and the product-tree reducer.
 //!
-//! A tuple is a sorted multiset of input indices (THEORY section 3): for k
+//! A tuple is a sorted multiset of input indices (docs/physics.md §3): for k
 //! inputs there are C(k + n - 1, n) tuples of order n (21, 126, 462 for k = 6
 //! and n = 2, 4, 6), enumerated in lexicographic order.
 

@@ -1,4 +1,4 @@
-//! Kernel-product integrals (THEORY sections 5-7) against closed forms
+//! Kernel-product integrals (docs/physics.md §5-7) against closed forms
 //! (relu d = 1: polynomials with a kink at 0; gauss K_W over R: Gaussian
 //! integrals) and against refined quadrature in d = 2, 3.
 

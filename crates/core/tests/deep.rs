@@ -1,4 +1,4 @@
-//! Deep networks (THEORY section 8): the layer recursion against its closed
+//! Deep networks (docs/physics.md §8): the layer recursion against its closed
 //! forms, and the deep sampler against the exact relu kurtosis.
 
 use nnqft_core::deep::{DeepSampler, recursion, relu_exact_kurtosis};
@@ -33,7 +33,7 @@ fn relu_recursion_matches_closed_forms() {
 }
 
 /// tanh at criticality (C_W = 1, C_b = 0): K^(l) -> 1 / (2 l) and the
-/// kurtosis -> 2 l / n (THEORY section 8); the approach is logarithmically
+/// kurtosis -> 2 l / n (docs/physics.md §8); the approach is logarithmically
 /// slow, so the test checks the ratio tends to 1 monotonically.
 #[test]
 fn tanh_critical_kurtosis_tends_to_2l_over_n() {

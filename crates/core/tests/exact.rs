@@ -1,4 +1,4 @@
-//! Exact finite-N theory (THEORY section 4): closed forms, quadrature
+//! Exact finite-N theory (docs/physics.md §4): closed forms, quadrature
 //! convergence, and the relu sphere rule against Monte Carlo over one unit.
 
 use nnqft_core::exact::{Accuracy, ExactTheory, UnitMoments};

@@ -1,4 +1,4 @@
-//! GP kernels (THEORY section 2) against closed-form checkpoints, brute-force
+//! GP kernels (docs/physics.md §2) against closed-form checkpoints, brute-force
 //! quadrature and Monte Carlo over one hidden unit.
 
 use gauss_quad::GaussLegendre;

@@ -32,7 +32,7 @@ pub fn require_inputs(p: &Pipeline, data: &Path) -> Result<()> {
 pub struct Deviations {
     /// order -> [bag][tuple]: `G^b(t) - G_GP(t)`, tuples in [`tuples`] order.
     pub per_bag: BTreeMap<usize, Vec<Vec<f64>>>,
-    /// order -> exact finite-N `G - G_GP` per tuple (THEORY section 4).
+    /// order -> exact finite-N `G - G_GP` per tuple (docs/physics.md §4).
     pub exact: BTreeMap<usize, Vec<f64>>,
 }
 
@@ -164,7 +164,7 @@ impl Estimate {
 }
 
 /// u4 (and u6 when the 6-point data and templates are there) in the
-/// seed-001 conventions (THEORY section 6), with N_K and the 6-point
+/// seed-001 conventions (docs/physics.md §6), with N_K and the 6-point
 /// integrals over R^d with K_W (`w`); means over all tuples.
 pub fn seed001_estimates(arch: &ArchSpec, dev: &Deviations, w: &Templates) -> (Estimate, Option<Estimate>) {
     let k = arch.k();

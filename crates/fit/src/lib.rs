@@ -1,6 +1,6 @@
 //! # nnqft-fit
 //!
-//! The fit stage (THEORY.md sections 5 and 6): from the measured 4- and
+//! The fit stage (docs/physics.md §5 and 6): from the measured 4- and
 //! 6-point deviations `G - G_GP` of `moments_bags.parquet`, measure the
 //! couplings of the effective action
 //!

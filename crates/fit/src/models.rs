@@ -153,7 +153,7 @@ pub struct RunOutput {
     pub predictions: Vec<PredictionRow>,
 }
 
-/// A hint for the classic degenerate case (THEORY section 5).
+/// A hint for the classic degenerate case (docs/physics.md §5).
 pub(crate) fn degeneracy_hint(arch: &ArchSpec) -> Option<&'static str> {
     let positive = arch.inputs.iter().all(|x| x[0] > 0.0) || arch.inputs.iter().all(|x| x[0] < 0.0);
     (arch.activation == Activation::Relu && arch.sigma_b == 0.0 && arch.d_in == 1 && positive)
@@ -286,7 +286,7 @@ pub fn fit_run(p: &Pipeline, run: &FitRun, width: usize, dev: &Deviations, tpl: 
         match &m1_fit {
             Some(m1) if n_train6 >= 1 => {
                 let kmat = arch.kernel_matrix();
-                // The lambda-dependent part of G6 - G6_GP (THEORY section 5).
+                // The lambda-dependent part of G6 - G6_GP (docs/physics.md §5).
                 let offset = |lambda0: f64| -> Vec<f64> {
                     ts6.iter()
                         .map(|t| {

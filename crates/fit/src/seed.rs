@@ -1,6 +1,6 @@
 //! The published coupling table (seed 003, "Verification of EFT
 //! Predictions"; seed 000 prints the Gauss and ReLU rows with slightly
-//! different digits), shown beside our fits. THEORY.md section 5 lists the
+//! different digits), shown beside our fits. docs/physics.md §5 lists the
 //! defects of the code that produced it; we print it, never tune toward it.
 
 use nnqft_core::Activation;
@@ -46,7 +46,7 @@ pub fn seed_rows(act: Activation) -> &'static [SeedRow] {
     }
 }
 
-/// The seed's coupling-fit protocol for one activation (THEORY sections 1,
+/// The seed's coupling-fit protocol for one activation (docs/physics.md §1,
 /// 5 and 9): a single hidden layer in d_in = 1 at the seed's sigmas, on the
 /// seed's inputs, at one width and cutoff.
 #[derive(Clone, Debug, PartialEq)]

@@ -53,7 +53,7 @@ fn coupling(data: &Path, arch: &str, model: &str) -> std::collections::BTreeMap<
     .collect()
 }
 
-/// THEORY section 5 against section 4: lambda_bar (and u4) measured from
+/// docs/physics.md §5 against section 4: lambda_bar (and u4) measured from
 /// Monte Carlo G4 equal the values computed from the exact finite-N G4,
 /// for a gauss-net with K_W over R (sb = 0.5: with sb = 1 the lognormal
 /// tails bias the moments at this size), within 3 standard errors.
@@ -119,6 +119,9 @@ fn smoke_fit_is_deterministic_resumable_and_readable() {
     // pyarrow and polars read both tables; MSEs reproduced from the predictions.
     let py = Command::new("python3").arg(repo().join("tests/python/check_fit.py")).arg(&data).output().unwrap();
     assert!(py.status.success(), "check_fit.py (pyarrow/polars are installed by `just test`): {}{}", String::from_utf8_lossy(&py.stdout), String::from_utf8_lossy(&py.stderr));
+    // Every column of every table here is in the data contract (docs/data.md).
+    let py = Command::new("python3").arg(repo().join("tests/python/check_docs.py")).arg(&data).output().unwrap();
+    assert!(py.status.success(), "check_docs.py: {}{}", String::from_utf8_lossy(&py.stdout), String::from_utf8_lossy(&py.stderr));
     // Resume: nothing to do.
     let again = ok(Path::new(BIN), &["--pipeline", "smoke", "--data", d]);
     assert!(again.contains("up to date"), "{again}");

@@ -19,7 +19,7 @@ fn fit_run(arch: &str, cutoff: f64) -> String {
 }
 
 /// M1 identifiable and lambda_bar within 3 bag standard errors of the value
-/// computed from the exact finite-N G4 (THEORY sections 4, 5), per cutoff.
+/// computed from the exact finite-N G4 (docs/physics.md §4, 5), per cutoff.
 fn check_fits(data: &Path, arch: &str, cutoffs: &[f64]) {
     let rows = nnqft_fit::read_back(&data.join("couplings.parquet")).unwrap();
     for &l in cutoffs {
@@ -65,7 +65,7 @@ fn erf_d2_with_order_6_fits_at_l_10_and_100() {
     assert_eq!(fit.matches("no seed reference: d_in = 2").count(), 2, "{fit}");
 }
 
-/// The seed's table is shown only for its own protocol (THEORY sections 1,
+/// The seed's table is shown only for its own protocol (docs/physics.md §1,
 /// 5, 9): every field that differs is named instead.
 #[test]
 fn seed_reference_only_on_the_seed_protocol() {

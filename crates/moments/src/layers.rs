@@ -1,4 +1,4 @@
-//! Deep nets (THEORY section 8): per layer and input, the kernel `K^(l)`,
+//! Deep nets (docs/physics.md §8): per layer and input, the kernel `K^(l)`,
 //! the connected 4-point function and the excess kurtosis of unit 0's
 //! pre-activation, with bag errors, beside the layer recursion and (relu,
 //! `C_b = 0`) the exact finite-width kurtosis. Writes `layers.parquet`.

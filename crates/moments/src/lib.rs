@@ -1,6 +1,6 @@
 //! # nnqft-moments
 //!
-//! The `moments` stage (THEORY.md sections 3 and 4): reduce the sample parts
+//! The `moments` stage (docs/physics.md §3 and 4): reduce the sample parts
 //! to n-point functions per bag, average over bags with errors, and put every
 //! tuple beside its Gaussian-process value and the exact finite-width
 //! prediction. Writes `moments.parquet`, `moments_bags.parquet`,
@@ -48,7 +48,7 @@ pub struct TupleRow {
     pub m: f64,
     /// bag_std / |gp|.
     pub background: f64,
-    /// Exact finite-N G - G_GP (THEORY section 4); 0 for order 2.
+    /// Exact finite-N G - G_GP (docs/physics.md §4); 0 for order 2.
     pub exact_delta: f64,
     /// exact_delta / gp.
     pub exact_m: f64,
@@ -79,10 +79,10 @@ pub fn tuple_rows(p: &Pipeline, r: &Reduced, th: &ExactTheory) -> Vec<TupleRow> 
                 bag_std,
                 gp,
                 delta,
-                m: delta / gp,
-                background: bag_std / gp.abs(),
+                m: ratio(delta, gp),
+                background: ratio(bag_std, gp.abs()),
                 exact_delta,
-                exact_m: exact_delta / gp,
+                exact_m: ratio(exact_delta, gp),
                 z_exact: (delta - exact_delta) / stderr,
             });
         }
@@ -98,6 +98,8 @@ pub struct SummaryRow {
     pub order: usize,
     pub n_tuples: usize,
     pub mean_abs_m: f64,
+    /// Delete-one-bag jackknife error of `mean_abs_m`.
+    pub mean_abs_m_stderr: f64,
     pub mean_background: f64,
     pub mean_abs_exact_m: f64,
     /// sum over tuples of z_exact^2 (tuples are correlated: compare with n_tuples loosely).
@@ -114,6 +116,12 @@ pub struct SummaryRow {
 }
 
 /// mean over tuples of |mean_b G^b - gp| / |gp|, using only the bags in `keep`.
+/// `x / gp`, NaN where `gp = 0`: a deviation relative to zero is undefined
+/// (not infinite).
+fn ratio(x: f64, gp: f64) -> f64 {
+    if gp == 0.0 { f64::NAN } else { x / gp }
+}
+
 fn mean_abs_m(r: &Reduced, order: usize, gps: &[f64], keep: &[usize]) -> f64 {
     let n = keep.len() as f64;
     let sum: f64 = gps
@@ -176,12 +184,17 @@ pub fn summary_rows(p: &Pipeline, arch_name: &str, reduced: &[&Reduced], rows: &
             _ => None,
         };
         for (i, ((r, ts), s)) in per_width.iter().zip(&stats).enumerate() {
+            let gps: Vec<f64> = ts.iter().map(|t| t.gp).collect();
+            let jack: Vec<f64> = (0..nb).map(|j| mean_abs_m(r, order, &gps, &all.iter().copied().filter(|&b| b != j).collect::<Vec<_>>())).collect();
+            let jm = jack.iter().sum::<f64>() / nb as f64;
+            let mean_abs_m_stderr = ((nb as f64 - 1.0) / nb as f64 * jack.iter().map(|v| (v - jm).powi(2)).sum::<f64>()).sqrt();
             out.push(SummaryRow {
                 arch: arch_name.to_string(),
                 width: r.width,
                 order,
                 n_tuples: ts.len(),
                 mean_abs_m: s.0,
+                mean_abs_m_stderr,
                 mean_background: s.1,
                 mean_abs_exact_m: s.2,
                 chi2_exact: if order == 2 { f64::NAN } else { s.3 },
@@ -443,6 +456,7 @@ fn write_tables(p: &Pipeline, data: &Path, rows: &[TupleRow], summary: &[Summary
         .u8("order", summary.iter().map(|r| r.order as u8).collect())
         .u32("n_tuples", summary.iter().map(|r| r.n_tuples as u32).collect())
         .f64("mean_abs_m", summary.iter().map(|r| r.mean_abs_m).collect())
+        .f64("mean_abs_m_stderr", summary.iter().map(|r| r.mean_abs_m_stderr).collect())
         .f64("mean_background", summary.iter().map(|r| r.mean_background).collect())
         .f64("mean_abs_exact_m", summary.iter().map(|r| r.mean_abs_exact_m).collect())
         .f64("chi2_exact", summary.iter().map(|r| r.chi2_exact).collect())

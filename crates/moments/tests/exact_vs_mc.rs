@@ -1,4 +1,4 @@
-//! Monte Carlo against the exact finite-N theory (THEORY section 4), through
+//! Monte Carlo against the exact finite-N theory (docs/physics.md §4), through
 //! both binaries and the tables: for each arch, the measured G - G_GP over all
 //! tuples of an order is statistically consistent with the exact prediction
 //! (chi-square with bag errors, fixed seed), and the same data are clearly

@@ -9,7 +9,7 @@ use nnqft_deviations::{seed001_estimates, Deviations, Estimate};
 use rayon::prelude::*;
 use std::collections::BTreeMap;
 
-/// THEORY section 7's asymptotic cutoff slope.
+/// docs/physics.md §7's asymptotic cutoff slope.
 pub(crate) fn cutoff_asymptotic(arch: &ArchSpec, prop: Propagator) -> f64 {
     let d = arch.d_in as f64;
     match (arch.activation, prop) {
@@ -26,7 +26,7 @@ pub struct CutoffResult {
     pub slopes: Vec<SlopeRow>,
 }
 
-/// The cutoff flow of one arch and propagator (THEORY section 7).
+/// The cutoff flow of one arch and propagator (docs/physics.md §7).
 pub fn cutoff_flow(arch: &ArchSpec, prop: Propagator, cutoffs: &[f64], devs: &[(usize, &Deviations)]) -> Result<CutoffResult> {
     let ts = tuples(arch.k(), 4);
     let integrals: Vec<(Vec<f64>, f64)> =
@@ -132,7 +132,7 @@ pub fn cutoff_flow(arch: &ArchSpec, prop: Propagator, cutoffs: &[f64], devs: &[(
     Ok(CutoffResult { flow, slopes })
 }
 
-/// The sigma_W flow of u4 and u6 (THEORY section 6) over `archs` (same
+/// The sigma_W flow of u4 and u6 (docs/physics.md §6) over `archs` (same
 /// family, different sigma_W) at one width.
 pub fn sigma_w_flow(archs: &[&ArchSpec], width: usize, devs: &[&Deviations], six: bool) -> Result<(Vec<FlowRow>, Vec<SlopeRow>)> {
     let whole: Vec<Templates> = archs

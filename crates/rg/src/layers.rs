@@ -1,4 +1,4 @@
-//! The layer flow of deep nets (THEORY section 8, seed 002): the kernel
+//! The layer flow of deep nets (docs/physics.md §8, seed 002): the kernel
 //! `K^(l)` and the excess kurtosis against the layer index `l`, measured
 //! (per-bag moments from `layers_bags.parquet`, pooled, with delete-one-bag
 //! jackknife errors and bias correction) beside the layer recursion
@@ -43,7 +43,7 @@ pub fn load_layer_bags(path: &Path) -> Result<LayerBags> {
     Ok(out)
 }
 
-/// What THEORY section 8 says the rate / exponent is (NaN where it is silent).
+/// What docs/physics.md §8 says the rate / exponent is (NaN where it is silent).
 fn asymptotic(arch: &ArchSpec, coupling: &str, quantity: &str) -> f64 {
     let (c_w, c_b) = arch.variances();
     let critical = |v: f64| (c_w - v).abs() < 1e-9 && c_b == 0.0;

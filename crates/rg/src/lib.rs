@@ -1,6 +1,6 @@
 //! # nnqft-rg
 //!
-//! The rg stage (THEORY.md sections 6 and 7): how the couplings run with
+//! The rg stage (docs/physics.md §6 and 7): how the couplings run with
 //! the cutoff L (lambda_bar(L) on the box `[-L, L]^d`) and with sigma_W
 //! (u4, u6 of seed 001), log-log slopes by weighted least squares with
 //! errors from the bags, side by side with the exact finite-N values and

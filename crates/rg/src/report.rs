@@ -105,14 +105,14 @@ pub fn format_report(p: &Pipeline, flow: &[FlowRow], slopes: &[SlopeRow], plots:
             s,
             "Slopes are d log|coupling| / d log scale by weighted least squares (weights from the bag errors); \
              stderr is the spread of the per-bag slopes / sqrt(bags). `exact` is the same fit to the couplings \
-             computed from the exact finite-N deviations (THEORY section 4), `asymptotic` what THEORY sections 6-7 \
-             say the slope tends to, `seed` what the seed talks claim. Nothing is tuned toward either.\n"
+             computed from the exact finite-N deviations (docs/physics.md §4), `asymptotic` what the theory (§6-7) \
+             says the slope tends to, `seed` what the reference talks claim (docs/physics.md §9). Nothing is tuned toward either.\n"
         );
     }
     for (kind, title) in [
-        ("cutoff", "Cutoff flow: lambda_bar(L) (THEORY section 7)"),
-        ("sigma_w", "sigma_W flow: u4, u6 (THEORY section 6, seed 001)"),
-        ("layer", "Layer flow of deep nets: K and kurtosis against l (THEORY section 8, seed 002)"),
+        ("cutoff", "Cutoff flow: lambda_bar(L) (docs/physics.md §7)"),
+        ("sigma_w", "sigma_W flow: u4, u6 (docs/physics.md §6, reference talk 001)"),
+        ("layer", "Layer flow of deep nets: K and kurtosis against l (docs/physics.md §8, reference talk 002)"),
     ] {
         let rows: Vec<&SlopeRow> = slopes.iter().filter(|r| r.kind == kind).collect();
         if rows.is_empty() {
@@ -123,7 +123,7 @@ pub fn format_report(p: &Pipeline, flow: &[FlowRow], slopes: &[SlopeRow], plots:
             let _ = writeln!(
                 s,
                 "Input point 0, unit 0's pre-activation at layer l (l = L + 1 is the output). `K recursion` and \
-                 `recursion (1/n)` are THEORY section 8's recursions (infinite-width K, leading-order kurtosis \
+                 `recursion (1/n)` are the recursions of docs/physics.md §8 (infinite-width K, leading-order kurtosis \
                  3 v / K^2, v accumulated with each layer's width); `exact` is 3 [prod_(m<l) (1 + 5/n_m) - 1] \
                  (relu, C_b = 0). The last column compares with \
                  exact where known, else with the recursion.\n"

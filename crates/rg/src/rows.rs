@@ -37,7 +37,7 @@ pub struct SlopeRow {
     pub range: &'static str,
     pub slope: f64,
     pub stderr: f64,
-    /// The same fit to the exact finite-N couplings (THEORY section 4).
+    /// The same fit to the exact finite-N couplings (docs/physics.md §4).
     pub exact: f64,
     /// What THEORY says the slope tends to (NaN where it says nothing).
     pub asymptotic: f64,

@@ -17,7 +17,7 @@ fn digest(path: &Path) -> String {
 }
 
 /// relu, sb = 0, d = 1, N = 20: N lambda_bar L^5 measured from 10^6 nets
-/// is within 3 standard errors of -12.5 / sw^8 (THEORY section 7).
+/// is within 3 standard errors of -12.5 / sw^8 (docs/physics.md §7).
 #[test]
 fn relu_amplitude_matches_theory() {
     let tmp = tempfile::tempdir().unwrap();

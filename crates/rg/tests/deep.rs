@@ -1,4 +1,4 @@
-//! Deep nets end to end (THEORY section 8): sample -> moments -> fit -> rg on
+//! Deep nets end to end (docs/physics.md §8): sample -> moments -> fit -> rg on
 //! a pipeline mixing deep archs with a single-hidden-layer one. The Monte
 //! Carlo kurtosis of relu at criticality, n = 32, is within 3 standard
 //! errors of 3 [(1 + 5/n)^(l-1) - 1] at l = 2 and 4; K^(l) = K^(1) at every
@@ -105,6 +105,8 @@ fn relu_critical_kurtosis_and_layer_report() {
         .output()
         .unwrap();
     assert!(py.status.success(), "check_layers.py (pyarrow/polars are installed by `just test`):\n{}\n{}", String::from_utf8_lossy(&py.stdout), String::from_utf8_lossy(&py.stderr));
+    let py = Command::new("python3").arg(repo().join("tests/python/check_docs.py")).arg(&data).output().unwrap();
+    assert!(py.status.success(), "check_docs.py: {}{}", String::from_utf8_lossy(&py.stdout), String::from_utf8_lossy(&py.stderr));
 
     let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
     let body = &readme[readme.find("<!-- readme-example:layers -->").expect("layers example marker")..];

@@ -1,4 +1,4 @@
-//! Flows computed from exact-theory inputs (THEORY sections 4, 6, 7): the
+//! Flows computed from exact-theory inputs (docs/physics.md §4, 6, 7): the
 //! slopes the rg stage reports must be the ones the theory implies.
 
 use nnqft_core::boxint::Propagator;
@@ -46,7 +46,7 @@ fn relu_cutoff_slope_is_minus_d_plus_4() {
         assert!((s.exact + d + 4.0).abs() < 1e-6, "d={d}: exact {}", s.exact);
         assert_eq!((s.asymptotic, s.seed_claim), (-(d + 4.0), -(d + 4.0)));
         if arch.d_in == 1 {
-            // Amplitude N lambda_bar L^5 = -12.5 / sw^8 (THEORY section 7).
+            // Amplitude N lambda_bar L^5 = -12.5 / sw^8 (docs/physics.md §7).
             let a = slope_of(&r.slopes, "amplitude", "all");
             assert!((a.exact + 12.5).abs() < 1e-9, "amplitude {}", a.exact);
         }
@@ -71,7 +71,7 @@ fn gauss_cutoff_slopes_tend_to_zero_with_k_w_and_minus_d_with_k() {
 
 /// u4 and u6 against sigma_W from exact finite-N inputs: the stage's slope
 /// equals the exact one, and for inputs near 0 it is d - 4 = -3 for u4
-/// (THEORY section 6), not the seed's +3.
+/// (docs/physics.md §6), not the seed's +3.
 #[test]
 fn sigma_w_slopes_from_exact_inputs() {
     let xs: Vec<Vec<f64>> = [-0.01, -0.006, -0.002, 0.002, 0.006, 0.01].iter().map(|&x| vec![x]).collect();

@@ -42,7 +42,7 @@ fn two_point_function_matches_kernel_for_every_activation() {
 
 #[test]
 fn relu_four_point_matches_exact_finite_width() {
-    // THEORY section 4: relu, sb = 0, d = 1, x > 0: G4 - G4_GP = (15/4) sw^8 prod x / N.
+    // docs/physics.md §4: relu, sb = 0, d = 1, x > 0: G4 - G4_GP = (15/4) sw^8 prod x / N.
     let text = r#"
 name = "relu4"
 seed = 4

@@ -47,16 +47,16 @@ pub struct Pipeline {
     pub rg: RgConfig,
 }
 
-/// The cutoffs of THEORY section 7.
+/// The cutoffs of docs/physics.md §7.
 pub const THEORY_CUTOFFS: [f64; 21] =
     [7.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 70.0, 100.0, 200.0, 500.0, 1e3, 2e3, 5e3, 7e3, 1e4, 2e4, 4e4, 6e4, 8e4, 1e5];
 
 /// `[rg]`: the flows of the couplings with the cutoff and with sigma_W
-/// (THEORY sections 6 and 7).
+/// (docs/physics.md §6 and 7).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RgConfig {
-    /// Cutoffs L of the box `[-L, L]^d` (default: THEORY section 7).
+    /// Cutoffs L of the box `[-L, L]^d` (default: docs/physics.md §7).
     #[serde(default = "default_cutoffs")]
     pub cutoffs: Vec<f64>,
     /// One `[[rg.cutoff]]` per architecture: lambda_bar(L).
@@ -105,7 +105,7 @@ pub struct SigmaWFlow {
     pub widths: Option<Vec<usize>>,
 }
 
-/// `[fit]`: which (arch, width) data to fit the couplings of (THEORY section 5).
+/// `[fit]`: which (arch, width) data to fit the couplings of (docs/physics.md §5).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FitConfig {
