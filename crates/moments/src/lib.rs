@@ -212,8 +212,6 @@ pub fn summary_rows(p: &Pipeline, arch_name: &str, reduced: &[&Reduced], rows: &
 /// What a run produced.
 #[derive(Default)]
 pub struct Outputs {
-    /// True when every table was already current and nothing was recomputed.
-    pub up_to_date: bool,
     pub rows: Vec<TupleRow>,
     pub summary: Vec<SummaryRow>,
     pub reduced: Vec<Reduced>,
@@ -245,9 +243,6 @@ pub fn run(p: &Pipeline, data: &Path, opts: &Options) -> Result<Outputs> {
     }
     let mut shallow = p.clone();
     shallow.sample.arch.retain(|a| a.hidden_layers == 1);
-    if !opts.force && outputs_current(p, &shallow, data) {
-        return Ok(Outputs { up_to_date: true, ..Outputs::default() });
-    }
     let mut out = if shallow.sample.arch.is_empty() {
         Outputs::default()
     } else {
@@ -262,25 +257,30 @@ pub fn run(p: &Pipeline, data: &Path, opts: &Options) -> Result<Outputs> {
 /// Every table and figure this stage writes exists and records the config
 /// hash the pipeline as configured now gives, and every sample part is in
 /// place: nothing to recompute.
-fn outputs_current(p: &Pipeline, shallow: &Pipeline, data: &Path) -> bool {
+///
+/// The binary checks this first and says "up to date" (the library's
+/// [`run`] always recomputes from the cache, for callers that want the rows).
+pub fn up_to_date(p: &Pipeline, data: &Path) -> bool {
+    let mut shallow = p.clone();
+    shallow.sample.arch.retain(|a| a.hidden_layers == 1);
     let current = |files: &[&str], plot: &str, want: &str| {
         data.join("plots").join(plot).is_file()
-            && files.iter().all(|f| {
-                nnqft_store::tables::read_footer(&data.join(f)).is_ok_and(|j| j["config_hash"].as_str() == Some(want))
-            })
+            && files.iter().all(|f| nnqft_store::tables::read_footer(&data.join(f)).is_ok_and(|j| j["config_hash"].as_str() == Some(want)))
     };
     let single = shallow.sample.arch.is_empty()
-        || current(&["moments.parquet", "moments_bags.parquet", "summary.parquet"], "moments_vs_width.png", &reduce::tables_hash(shallow, false));
+        || current(&["moments.parquet", "moments_bags.parquet", "summary.parquet"], "moments_vs_width.png", &reduce::tables_hash(&shallow, false));
     let deep = p.deep_archs().next().is_none() || current(&["layers.parquet", "layers_bags.parquet"], "layers.png", &reduce::tables_hash(p, true));
-    // The samples are still all there and still this config's (footers only: cheap).
-    single && deep && {
+    // No stale samples, and every part still there and this config's (footers only: cheap).
+    let samples = || {
         use nnqft_store::plan::{State, expected_meta, plan, state};
-        plan(p).par_iter().all(|u| {
-            let want = expected_meta(p, u);
-            let path = nnqft_store::samples::part_path(data, &want.arch.name, u.width, u.bag, u.part);
-            matches!(state(&path, &want, false), State::Done)
-        })
-    }
+        nnqft_store::samples::stale_entries(p, data).is_ok_and(|s| s.is_empty())
+            && plan(p).par_iter().all(|u| {
+                let want = expected_meta(p, u);
+                let path = nnqft_store::samples::part_path(data, &want.arch.name, u.width, u.bag, u.part);
+                matches!(state(&path, &want, false), State::Done)
+            })
+    };
+    single && deep && samples()
 }
 
 /// The deep archs: reduce per layer, write `layers.parquet` and its plot.

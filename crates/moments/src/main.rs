@@ -22,11 +22,11 @@ fn main() {
         loaded.warn_analysis("nnqft-moments");
         let p = &loaded.pipeline;
         let start = std::time::Instant::now();
-        let out = nnqft_moments::run(p, &data, &nnqft_moments::Options { force: args.force })?;
-        if out.up_to_date {
+        if !args.force && nnqft_moments::up_to_date(p, &data) {
             println!("nnqft-moments: {}: up to date (every table matches the samples and the config; --force recomputes) -> {}", p.name, data.display());
             return Ok(());
         }
+        let out = nnqft_moments::run(p, &data, &nnqft_moments::Options { force: args.force })?;
         if !out.reduced.is_empty() {
             println!(
             "nnqft-moments: {}: {} tuples x widths in {:.1}s ({} of {} (arch, width) reductions cached) -> {}",
