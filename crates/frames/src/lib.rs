@@ -46,26 +46,31 @@ fn no_nulls<T>(path: &Path, name: &str, v: Vec<Option<T>>) -> Result<Vec<T>> {
     v.into_iter().collect::<Option<Vec<T>>>().with_context(|| format!("{}: column {name:?} has nulls", path.display()))
 }
 
-/// A Float64 column.
-pub fn f64s(path: &Path, df: &DataFrame, name: &str) -> Result<Vec<f64>> {
-    let c = column(path, df, name)?;
-    let ca = c.f64().map_err(|_| anyhow::anyhow!("{}: column {name:?} is {}, not Float64", path.display(), c.dtype()))?;
-    no_nulls(path, name, ca.iter().collect())
+/// One typed accessor per numeric column type: the values, or an error
+/// naming the file, the column and its actual type.
+macro_rules! numeric_column {
+    ($(#[$doc:meta])* $fn:ident, $method:ident, $t:ty, $dtype:literal) => {
+        $(#[$doc])*
+        pub fn $fn(path: &Path, df: &DataFrame, name: &str) -> Result<Vec<$t>> {
+            let c = column(path, df, name)?;
+            let ca = c.$method().map_err(|_| anyhow::anyhow!("{}: column {name:?} is {}, not {}", path.display(), c.dtype(), $dtype))?;
+            no_nulls(path, name, ca.iter().collect())
+        }
+    };
 }
 
-/// A UInt32 column (widths, bags, layers, points).
-pub fn u32s(path: &Path, df: &DataFrame, name: &str) -> Result<Vec<u32>> {
-    let c = column(path, df, name)?;
-    let ca = c.u32().map_err(|_| anyhow::anyhow!("{}: column {name:?} is {}, not UInt32", path.display(), c.dtype()))?;
-    no_nulls(path, name, ca.iter().collect())
-}
-
-/// A UInt8 column (orders).
-pub fn u8s(path: &Path, df: &DataFrame, name: &str) -> Result<Vec<u8>> {
-    let c = column(path, df, name)?;
-    let ca = c.u8().map_err(|_| anyhow::anyhow!("{}: column {name:?} is {}, not UInt8", path.display(), c.dtype()))?;
-    no_nulls(path, name, ca.iter().collect())
-}
+numeric_column!(
+    /// A Float64 column.
+    f64s, f64, f64, "Float64"
+);
+numeric_column!(
+    /// A UInt32 column (widths, bags, layers, points).
+    u32s, u32, u32, "UInt32"
+);
+numeric_column!(
+    /// A UInt8 column (orders).
+    u8s, u8, u8, "UInt8"
+);
 
 /// A Utf8 column.
 pub fn strs(path: &Path, df: &DataFrame, name: &str) -> Result<Vec<String>> {

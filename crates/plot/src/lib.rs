@@ -1,8 +1,9 @@
 //! # nnqft-plot
 //!
 //! Figures as the stages write them: PNG and SVG side by side, each written
-//! atomically, text rendered from the embedded DejaVu Sans (no system fonts;
-//! the SVG embeds the font too). A figure is anything that can draw itself
+//! atomically, the PNG's text rendered from the embedded DejaVu Sans (no
+//! system fonts needed); the SVG names the font and falls back to the
+//! viewer's sans-serif (tens of kB instead of 1 MB with the font inside). A figure is anything that can draw itself
 //! on a plotters backend ([`Figure`]); [`write_panels`] draws generic
 //! log-log panels.
 
@@ -24,19 +25,16 @@ pub fn embed_font() {
     });
 }
 
-/// Embeds DejaVu Sans in an SVG as a base64 `@font-face` and points every
-/// text at it, so the figure renders the same on a machine without the font.
-pub fn embed_font_in_svg(svg: &str) -> String {
-    use base64::Engine;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(dejavu::sans::regular());
-    let style = format!(
-        "<defs><style>@font-face{{font-family:\"DejaVu Sans\";src:url(data:font/ttf;base64,{b64}) format(\"truetype\");}}</style></defs>\n"
-    );
-    let svg = svg.replace("font-family=\"sans-serif\"", "font-family=\"DejaVu Sans, sans-serif\"");
-    match svg.find('>') {
-        Some(i) => format!("{}\n{style}{}", &svg[..=i], &svg[i + 1..]),
-        None => svg,
-    }
+/// Points every text of an SVG at DejaVu Sans (the font the PNG is drawn
+/// with) and then the viewer's sans-serif. The font is not embedded: it made
+/// every SVG about 1 MB; the PNG beside it is the exact rendering.
+///
+/// ```
+/// let svg = nnqft_plot::svg_font_family("<svg><text font-family=\"sans-serif\">N</text></svg>");
+/// assert!(svg.contains("font-family=\"DejaVu Sans, Verdana, Arial, sans-serif\""));
+/// ```
+pub fn svg_font_family(svg: &str) -> String {
+    svg.replace("font-family=\"sans-serif\"", "font-family=\"DejaVu Sans, Verdana, Arial, sans-serif\"")
 }
 
 /// Something drawn on any plotters backend.
@@ -46,7 +44,7 @@ pub trait Figure {
         DB::ErrorType: 'static;
 }
 
-/// Writes `DIR/STEM.svg` (DejaVu embedded) and `DIR/STEM.png`, each atomically.
+/// Writes `DIR/STEM.svg` (text in DejaVu Sans or the viewer's sans-serif) and `DIR/STEM.png`, each atomically.
 pub fn write_figure(dir: &Path, stem: &str, size: (u32, u32), fig: &impl Figure) -> Result<()> {
     embed_font();
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -55,7 +53,7 @@ pub fn write_figure(dir: &Path, stem: &str, size: (u32, u32), fig: &impl Figure)
         let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
         fig.draw(&root)?;
     }
-    let svg = embed_font_in_svg(&svg);
+    let svg = svg_font_family(&svg);
     write_atomic(&dir.join(format!("{stem}.svg")), |f| {
         use std::io::Write;
         Ok(f.write_all(svg.as_bytes())?)
