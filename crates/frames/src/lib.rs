@@ -11,7 +11,7 @@ use anyhow::{Context, Result, bail};
 use polars::prelude::*;
 use std::path::Path;
 
-pub use polars::prelude::{DataFrame, Expr, LazyFrame, col, lit};
+pub use polars::prelude::{DataFrame, Expr, IntoLazy, LazyFrame, col, lit};
 
 /// A lazy scan of one Parquet file.
 ///

@@ -16,6 +16,7 @@ use nnqft_core::tuples::tuples;
 use nnqft_core::{Activation, Pipeline};
 use nnqft_store::tables::Table;
 pub use nnqft_stats::{mean_std, ols_slope};
+use nnqft_stats::jackknife;
 use rayon::prelude::*;
 use reduce::{Reduced, reduce_all};
 use std::path::Path;
@@ -169,9 +170,7 @@ pub fn summary_rows(p: &Pipeline, arch_name: &str, reduced: &[&Reduced], rows: &
                 ols_slope(&x, &y)
             };
             slope = fit(&all);
-            let jack: Vec<f64> = (0..nb).map(|j| fit(&all.iter().copied().filter(|&b| b != j).collect::<Vec<_>>())).collect();
-            let jm = jack.iter().sum::<f64>() / nb as f64;
-            slope_se = ((nb as f64 - 1.0) / nb as f64 * jack.iter().map(|s| (s - jm).powi(2)).sum::<f64>()).sqrt();
+            slope_se = jackknife(nb, fit).1;
             exact_slope = ols_slope(&x, &sel.iter().map(|&i| stats[i].2.ln()).collect::<Vec<_>>());
         }
         let note = match (arch.activation, order) {
@@ -185,9 +184,7 @@ pub fn summary_rows(p: &Pipeline, arch_name: &str, reduced: &[&Reduced], rows: &
         };
         for (i, ((r, ts), s)) in per_width.iter().zip(&stats).enumerate() {
             let gps: Vec<f64> = ts.iter().map(|t| t.gp).collect();
-            let jack: Vec<f64> = (0..nb).map(|j| mean_abs_m(r, order, &gps, &all.iter().copied().filter(|&b| b != j).collect::<Vec<_>>())).collect();
-            let jm = jack.iter().sum::<f64>() / nb as f64;
-            let mean_abs_m_stderr = ((nb as f64 - 1.0) / nb as f64 * jack.iter().map(|v| (v - jm).powi(2)).sum::<f64>()).sqrt();
+            let mean_abs_m_stderr = jackknife(nb, |keep| mean_abs_m(r, order, &gps, keep)).1;
             out.push(SummaryRow {
                 arch: arch_name.to_string(),
                 width: r.width,

@@ -20,13 +20,16 @@ pub type LayerBags = BTreeMap<(String, usize, usize), Vec<(f64, f64)>>;
 /// the point, groups by (arch, width, layer) and gathers the bags in order.
 /// The caller has checked that the table is current (`crate::run`).
 pub fn load_layer_bags(path: &Path) -> Result<LayerBags> {
-    use nnqft_frames::{col, lit};
-    let q = nnqft_frames::scan(path)?
-        .filter(col("point").eq(lit(0u32)))
+    use nnqft_frames::{IntoLazy, col, lit};
+    // One read: point 0's rows in (arch, width, layer, bag) order; the group
+    // check runs on the collected frame.
+    let rows = nnqft_frames::collect(path, nnqft_frames::scan(path)?.filter(col("point").eq(lit(0u32))).sort(["arch", "width", "layer", "bag"], Default::default()))?;
+    let q = rows
+        .clone()
+        .lazy()
         .group_by_stable([col("arch"), col("width"), col("layer")])
         .agg([col("bag").count().alias("n_bags"), col("bag").max().alias("last_bag")]);
     let groups = nnqft_frames::collect(path, q)?;
-    let rows = nnqft_frames::collect(path, nnqft_frames::scan(path)?.filter(col("point").eq(lit(0u32))).sort(["arch", "width", "layer", "bag"], Default::default()))?;
     let (n_bags, last) = (nnqft_frames::u32s(path, &groups, "n_bags")?, nnqft_frames::u32s(path, &groups, "last_bag")?);
     let (ga, gw, gl) = (nnqft_frames::strs(path, &groups, "arch")?, nnqft_frames::u32s(path, &groups, "width")?, nnqft_frames::u32s(path, &groups, "layer")?);
     for i in 0..groups.height() {
