@@ -1,6 +1,6 @@
 //! # nnqft-store
 //!
-//! The on-disk contract of nnqft (SPEC.md "Data"): Parquet schemas, crash-safe
+//! The on-disk contract of nnqft (docs/data.md): Parquet schemas, crash-safe
 //! atomic writes, the `nnqft` footer metadata, and what resume needs to tell
 //! finished work from missing or foreign work.
 

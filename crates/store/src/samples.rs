@@ -1,4 +1,4 @@
-//! Sample part files (SPEC.md "Data"):
+//! Sample part files (docs/data.md):
 //! `samples/arch=A/width=N/bag=B/part-PPPPP.parquet`, Float32 columns
 //! `f0..f{k-1}`, one row per net, and the footer key `nnqft` holding
 //! [`PartMeta`] as JSON. Deep archs (`hidden_layers = L > 1`) add, after
