@@ -99,7 +99,7 @@ pub fn format_table(p: &Pipeline, rows: &[CouplingRow]) -> String {
                 let _ = writeln!(s, "  seed: same protocol (d_in = 1, sigma_w = {}, sigma_b = {}, the seed's inputs, N = {}, L = {}); its code fitted raw G4, swapped train/test and (relu) kept a bias, so the numbers need not agree; our sign follows lambda_m = -(G4 - G4_GP) / (24 int prod K).", sp.sigma_w, sp.sigma_b, sp.width, sp.cutoff);
             }
             Err(why) => {
-                let _ = writeln!(s, "  no seed reference: {why}.");
+                let _ = writeln!(s, "  no reference-talk values: {why}.");
             }
         }
     }

@@ -62,7 +62,7 @@ fn erf_d2_with_order_6_fits_at_l_10_and_100() {
     }
     // N = 5 and L = 100 are the seed's erf protocol, but d_in and sigmas are not: no seed column.
     assert!(!fit.contains("seed (l0") && !fit.contains("same protocol"), "{fit}");
-    assert_eq!(fit.matches("no seed reference: d_in = 2").count(), 2, "{fit}");
+    assert_eq!(fit.matches("no reference-talk values: d_in = 2").count(), 2, "{fit}");
 }
 
 /// The seed's table is shown only for its own protocol (docs/physics.md §1,

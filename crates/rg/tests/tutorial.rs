@@ -21,7 +21,7 @@ fn the_tutorial_runs_as_written_and_prints_what_it_quotes() {
     for q in quoted {
         assert!(out.contains(q.trim()), "the tutorial quotes {q:?}; the run printed:\n{out}");
     }
-    for n in ["-4.4339e-1 +- 8.03e-3", "-4.3039e-1", "-6.0020e-1 +- 2.86e-3", "-5.9556e-1", "no seed reference"] {
+    for n in ["-4.4339e-1 +- 8.03e-3", "-4.3039e-1", "-6.0020e-1 +- 2.86e-3", "-5.9556e-1", "no reference-talk values"] {
         assert!(out.contains(n), "{n} not in:\n{out}");
     }
     for n in ["-0.443 ± 0.008", "(exact -0.430)", "-0.600 ± 0.003", "(exact -0.596)", "-7.70e-4"] {
