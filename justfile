@@ -30,7 +30,7 @@ slurm pipeline=default_pipeline *args: build
 fit pipeline=default_pipeline *args: build
     {{bin}}/nnqft-fit --pipeline {{pipeline}} {{args}}
 
-# Run the couplings with the cutoff and sigma_W (flow.parquet, slopes.parquet, report.md).
+# Run the couplings with the cutoff and sigma_W (flow.parquet, slopes.parquet, plots); every stage ends by assembling data/NAME/report.html.
 rg pipeline=default_pipeline *args: build
     {{bin}}/nnqft-rg --pipeline {{pipeline}} {{args}}
 
@@ -42,9 +42,10 @@ bench *args: build
     python3 -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
     {{bin}}/nnqft-bench {{args}}
 
-# The full test suite (Rust unit, doc and end-to-end tests; Python readers of our Parquet).
+# The full test suite (Rust unit, doc and end-to-end tests; Python readers of our Parquet; the report in headless Chromium).
 test:
     python3 -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+    command -v chromium > /dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium > /dev/null)
     cargo test --release --locked --workspace
 
 # Remove all pipeline outputs (data/).

@@ -77,6 +77,20 @@ pub fn fit_hash(p: &Pipeline) -> String {
     sha256_hex(key.to_string().as_bytes())
 }
 
+/// The fit stage's section of the run report: the printed coupling tables
+/// (every model, flag and note, beside the reference talks' values where the
+/// run follows their protocol).
+pub fn section(p: &Pipeline, couplings: &[CouplingRow]) -> String {
+    format!(
+        "## Effective couplings (fit)\n\nModels M0-M3 of the effective action fitted to the 4-point deviations on the \
+         train tuples and tested on the rest, the 6-point prediction and, for gauss-nets, u4 and u6 \
+         (docs/physics.md §5-6). Errors are the spread of one fit per bag; a fit whose design is ill-conditioned is \
+         reported as not identifiable; an unresolved 4-point signal is said so and its models are not ranked. \
+         Full rows in `couplings.parquet` and `predictions.parquet`.\n\n```text\n{}\n```\n",
+        format_table(p, couplings).trim_matches('\n')
+    )
+}
+
 /// The widths a run fits.
 pub fn run_widths(p: &Pipeline, r: &FitRun) -> Vec<usize> {
     let arch = p.arch(&r.arch).expect("validated");
@@ -101,6 +115,9 @@ pub fn run(p: &Pipeline, data: &Path, opts: &Options) -> Result<Outputs> {
     if !opts.force && [&cpath, &ppath].iter().all(|f| read_footer(f).is_ok_and(|v| v["config_hash"] == hash.as_str())) {
         // An older layout of the same config is simply recomputed.
         if let (Ok(couplings), Ok(n_predictions)) = (read_back(&cpath), num_rows(&ppath)) {
+            if !nnqft_report::read_section(data, "fit").is_some_and(|s| s.config_hash == hash) {
+                nnqft_report::write_section(data, "fit", &hash, &section(p, &couplings))?;
+            }
             return Ok(Outputs { couplings, predictions: Vec::new(), n_predictions, up_to_date: true });
         }
     }
@@ -135,5 +152,6 @@ pub fn run(p: &Pipeline, data: &Path, opts: &Options) -> Result<Outputs> {
     });
     write_couplings(&cpath, &couplings, &footer)?;
     write_predictions(&ppath, &predictions, &footer)?;
+    nnqft_report::write_section(data, "fit", &hash, &section(p, &couplings))?;
     Ok(Outputs { couplings, n_predictions: predictions.len(), predictions, up_to_date: false })
 }

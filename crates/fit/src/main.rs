@@ -22,7 +22,7 @@ fn main() {
         let p = &loaded.pipeline;
         if p.fit.run.is_empty() {
             println!("nnqft-fit: {}: no [[fit.run]] in the pipeline; nothing to fit", p.name);
-            return Ok(());
+            return nnqft_report::assemble_and_print("nnqft-fit", p, &data, &loaded.source, &loaded.text);
         }
         let start = std::time::Instant::now();
         let out = nnqft_fit::run(p, &data, &nnqft_fit::Options { force: args.force })?;
@@ -37,6 +37,6 @@ fn main() {
             data.join("couplings.parquet").display()
         );
         print!("{}", nnqft_fit::format_table(p, &out.couplings));
-        Ok(())
+        nnqft_report::assemble_and_print("nnqft-fit", p, &data, &loaded.source, &loaded.text)
     });
 }

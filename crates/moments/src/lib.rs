@@ -9,6 +9,7 @@
 pub mod layers;
 pub mod plot;
 pub mod reduce;
+pub mod section;
 
 use anyhow::Result;
 use nnqft_core::exact::{Accuracy, ExactTheory};
@@ -248,6 +249,14 @@ pub fn run(p: &Pipeline, data: &Path, opts: &Options) -> Result<Outputs> {
     if p.deep_archs().next().is_some() {
         out.layers = run_layers(p, data, opts)?;
     }
+    // The figures this run wrote (a figure left over from an earlier config is not shown).
+    let wrote = |stem: &str, ran: bool| ran && data.join("plots").join(format!("{stem}.png")).is_file();
+    let plots: Vec<&str> = [("moments_vs_width", !out.summary.is_empty()), ("deviations_hist", !out.summary.is_empty()), ("layers", !out.layers.is_empty())]
+        .into_iter()
+        .filter(|&(stem, ran)| wrote(stem, ran))
+        .map(|(stem, _)| stem)
+        .collect();
+    nnqft_report::write_section(data, "moments", &nnqft_report::moments_hash(p), &section::markdown(p, &out, &plots))?;
     Ok(out)
 }
 
@@ -277,7 +286,8 @@ pub fn up_to_date(p: &Pipeline, data: &Path) -> bool {
                 matches!(state(&path, &want, false), State::Done)
             })
     };
-    single && deep && samples()
+    let section = nnqft_report::read_section(data, "moments").is_some_and(|s| s.config_hash == nnqft_report::moments_hash(p));
+    single && deep && section && samples()
 }
 
 /// The deep archs: reduce per layer, write `layers.parquet` and its plot.
@@ -354,6 +364,7 @@ fn run_single_layer(p: &Pipeline, data: &Path, opts: &Options) -> Result<Outputs
     write_tables(p, data, &rows, &summary, &reduced, &footer)?;
     let curves = exact_curves(p, &theories);
     plot::write_plots(data, p, &summary, &curves)?;
+    plot::write_deviation_hist(data, p, &rows)?;
     Ok(Outputs { rows, summary, reduced, cached, ..Outputs::default() })
 }
 

@@ -24,7 +24,7 @@ fn main() {
         let start = std::time::Instant::now();
         if !args.force && nnqft_moments::up_to_date(p, &data) {
             println!("nnqft-moments: {}: up to date (every table matches the samples and the config; --force recomputes) -> {}", p.name, data.display());
-            return Ok(());
+            return nnqft_report::assemble_and_print("nnqft-moments", p, &data, &loaded.source, &loaded.text);
         }
         let out = nnqft_moments::run(p, &data, &nnqft_moments::Options { force: args.force })?;
         if !out.reduced.is_empty() {
@@ -43,6 +43,6 @@ fn main() {
             println!("nnqft-moments: {}: deep nets, per layer -> {}", p.name, data.join("layers.parquet").display());
             print!("{}", nnqft_moments::layers::format_layers(&out.layers));
         }
-        Ok(())
+        nnqft_report::assemble_and_print("nnqft-moments", p, &data, &loaded.source, &loaded.text)
     });
 }

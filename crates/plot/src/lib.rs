@@ -10,6 +10,7 @@
 use anyhow::{Context, Result, anyhow};
 use nnqft_store::atomic::write_atomic;
 use plotters::coord::Shift;
+use plotters::coord::ranged1d::{KeyPointHint, NoDefaultFormatting, Ranged, ValueFormatter};
 use plotters::prelude::*;
 use std::path::Path;
 use std::sync::Once;
@@ -71,113 +72,368 @@ pub fn write_figure(dir: &Path, stem: &str, size: (u32, u32), fig: &impl Figure)
     std::fs::rename(&tmp, &dst).with_context(|| format!("cannot rename into {}", dst.display()))
 }
 
-/// The legend every figure uses: lower left, on a translucent white box.
-pub fn draw_legend<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(chart: &mut ChartContext<'a, DB, CT>) -> Result<()>
-where
-    DB::ErrorType: 'static,
-{
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 12))
-        .position(SeriesLabelPosition::LowerLeft)
-        .draw()
-        .map_err(|e| anyhow!("{e:?}"))?;
-    Ok(())
+/// How an axis maps values: logarithmic, linear, or linear with integer
+/// ticks (layers).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Scale {
+    #[default]
+    Log,
+    Linear,
+    Integer,
 }
 
-/// One series of a generic log-log panel.
+/// One series of a panel: markers (measured, optionally with error bars) or
+/// a line (theory).
 #[derive(Clone, Debug)]
 pub struct Series {
     pub label: String,
-    /// (x, y); non-positive or non-finite values are skipped.
+    /// (x, y); points a log axis cannot show (non-positive) and non-finite
+    /// values are skipped.
     pub points: Vec<(f64, f64)>,
+    /// One standard error per point (empty: no error bars).
+    pub errors: Vec<f64>,
     /// Markers (measured) or a line (theory).
     pub line: bool,
-    /// Colour index.
+    /// Line width in pixels (lines only).
+    pub stroke: u32,
+    /// Colour index into the palette.
     pub color: usize,
 }
 
-/// A log-log panel: title, axis labels, series.
+impl Series {
+    /// Measured points drawn as markers.
+    ///
+    /// ```
+    /// let s = nnqft_plot::Series::markers("N = 10", vec![(1.0, 2.0)], 0).with_errors(vec![0.1]);
+    /// assert_eq!(s.errors, vec![0.1]);
+    /// ```
+    pub fn markers(label: impl Into<String>, points: Vec<(f64, f64)>, color: usize) -> Self {
+        Series { label: label.into(), points, errors: Vec::new(), line: false, stroke: 2, color }
+    }
+
+    /// Theory drawn as a line.
+    pub fn line(label: impl Into<String>, points: Vec<(f64, f64)>, color: usize) -> Self {
+        Series { label: label.into(), points, errors: Vec::new(), line: true, stroke: 2, color }
+    }
+
+    /// One standard error per point, drawn as a vertical bar of +-1 stderr.
+    pub fn with_errors(mut self, errors: Vec<f64>) -> Self {
+        self.errors = errors;
+        self
+    }
+
+    /// The line width in pixels.
+    pub fn with_stroke(mut self, stroke: u32) -> Self {
+        self.stroke = stroke;
+        self
+    }
+}
+
+/// A panel: title, axis labels and scales, series. The legend goes below
+/// the plot area, so it never covers data.
 #[derive(Clone, Debug)]
 pub struct Panel {
     pub title: String,
     pub x: String,
     pub y: String,
+    pub x_scale: Scale,
+    pub y_scale: Scale,
     pub series: Vec<Series>,
 }
 
-const PALETTE: [RGBColor; 6] =
-    [RGBColor(31, 119, 180), RGBColor(214, 39, 40), RGBColor(44, 160, 44), RGBColor(148, 103, 189), RGBColor(255, 127, 14), RGBColor(90, 90, 90)];
+impl Panel {
+    /// A log-log panel.
+    pub fn new(title: impl Into<String>, x: impl Into<String>, y: impl Into<String>, series: Vec<Series>) -> Self {
+        Panel { title: title.into(), x: x.into(), y: y.into(), x_scale: Scale::Log, y_scale: Scale::Log, series }
+    }
 
-fn draw_panels<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, panels: &[Panel]) -> Result<()>
+    /// The same panel with other axis scales.
+    pub fn scales(mut self, x: Scale, y: Scale) -> Self {
+        self.x_scale = x;
+        self.y_scale = y;
+        self
+    }
+}
+
+/// The palette, by colour index (wraps around).
+pub const PALETTE: [RGBColor; 7] = [
+    RGBColor(31, 119, 180),
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+    RGBColor(148, 103, 189),
+    RGBColor(255, 127, 14),
+    RGBColor(90, 90, 90),
+    RGBColor(23, 190, 207),
+];
+
+/// Tick values for an axis over `[lo, hi]` (values, not logs): at least
+/// three labelled ticks whenever the range is not empty, also for a log
+/// range shorter than a decade.
+///
+/// ```
+/// use nnqft_plot::{ticks, Scale};
+/// assert_eq!(ticks(Scale::Log, 1.0, 1000.0), vec![1.0, 10.0, 100.0, 1000.0]);
+/// assert!(ticks(Scale::Log, 0.3, 0.9).len() >= 3);
+/// assert_eq!(ticks(Scale::Integer, 1.0, 5.0), vec![1.0, 2.0, 3.0, 4.0, 5.0]);
+/// ```
+pub fn ticks(scale: Scale, lo: f64, hi: f64) -> Vec<f64> {
+    let linear = |lo: f64, hi: f64, want: f64, integer: bool| -> Vec<f64> {
+        let raw = ((hi - lo) / want).max(f64::MIN_POSITIVE);
+        let mag = 10f64.powf(raw.log10().floor());
+        let mut step = [1.0, 2.0, 5.0, 10.0].iter().map(|m| m * mag).find(|&s| s >= raw).unwrap_or(10.0 * mag);
+        if integer {
+            step = step.round().max(1.0);
+        }
+        let first = (lo / step).ceil() as i64;
+        let last = (hi / step).floor() as i64;
+        (first..=last).map(|k| k as f64 * step).collect()
+    };
+    match scale {
+        Scale::Linear => linear(lo, hi, 5.0, false),
+        Scale::Integer => linear(lo, hi, 8.0, true),
+        Scale::Log => {
+            let (a, b) = (lo.log10().floor() as i32, hi.log10().ceil() as i32);
+            for mantissas in [&[1.0][..], &[1.0, 2.0, 5.0], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]] {
+                let t: Vec<f64> =
+                    (a..=b).flat_map(|k| mantissas.iter().map(move |m| m * 10f64.powi(k))).filter(|&v| v >= lo * (1.0 - 1e-12) && v <= hi * (1.0 + 1e-12)).collect();
+                if t.len() >= 3 {
+                    let thin = t.len().div_ceil(9);
+                    return t.into_iter().step_by(thin).collect();
+                }
+            }
+            linear(lo, hi, 4.0, false).into_iter().filter(|&v| v > 0.0).collect()
+        }
+    }
+}
+
+/// A tick label: plain decimals between 1e-3 and 1e5, else `2e-5`.
+///
+/// ```
+/// assert_eq!(nnqft_plot::tick_label(0.25), "0.25");
+/// assert_eq!(nnqft_plot::tick_label(100.0), "100");
+/// assert_eq!(nnqft_plot::tick_label(2e-5), "2e-5");
+/// ```
+pub fn tick_label(v: f64) -> String {
+    let a = v.abs();
+    if a == 0.0 {
+        return "0".into();
+    }
+    if (1e-3..1e5).contains(&a) {
+        let decimals = (3 - a.log10().floor() as i32).clamp(0, 6) as usize;
+        let s = format!("{v:.decimals$}");
+        if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s }
+    } else {
+        let s = format!("{v:.1e}");
+        s.replace(".0e", "e")
+    }
+}
+
+/// Where a value lands on a drawn axis (log10 for log axes); None if the
+/// axis cannot show it.
+fn to_axis(scale: Scale, v: f64) -> Option<f64> {
+    match scale {
+        Scale::Log if v > 0.0 && v.is_finite() => Some(v.log10()),
+        Scale::Linear | Scale::Integer if v.is_finite() => Some(v),
+        _ => None,
+    }
+}
+
+fn from_axis(scale: Scale, v: f64) -> f64 {
+    if scale == Scale::Log { 10f64.powf(v) } else { v }
+}
+
+/// The range drawn for data spanning `[lo, hi]`, with a margin.
+fn padded(scale: Scale, lo: f64, hi: f64) -> (f64, f64) {
+    let (a, b) = (to_axis(scale, lo).unwrap_or(0.0), to_axis(scale, hi).unwrap_or(1.0));
+    let span = if b > a { b - a } else if scale == Scale::Log { 1.0 } else { a.abs().max(1.0) };
+    let pad = if scale == Scale::Integer { 0.5_f64.max(span * 0.04) } else { span * 0.08 };
+    (a - pad, b + pad)
+}
+
+/// A linear axis (over values or their log10) with the ticks we chose.
+#[derive(Clone)]
+struct Ticked {
+    lo: f64,
+    hi: f64,
+    ticks: Vec<f64>,
+}
+
+impl Ranged for Ticked {
+    type FormatOption = NoDefaultFormatting;
+    type ValueType = f64;
+
+    fn map(&self, v: &f64, limit: (i32, i32)) -> i32 {
+        let f = (v - self.lo) / (self.hi - self.lo);
+        limit.0 + ((limit.1 - limit.0) as f64 * f + 1e-3).floor() as i32
+    }
+
+    fn key_points<H: KeyPointHint>(&self, hint: H) -> Vec<f64> {
+        if hint.weight().allow_light_points() { Vec::new() } else { self.ticks.clone() }
+    }
+
+    fn range(&self) -> std::ops::Range<f64> {
+        self.lo..self.hi
+    }
+}
+
+impl ValueFormatter<f64> for Ticked {
+    fn format(v: &f64) -> String {
+        tick_label(*v)
+    }
+}
+
+const LEGEND_FONT: u32 = 12;
+const LEGEND_ROW: u32 = 18;
+
+/// Legend entries per row and rows for `labels` in a panel `width` wide.
+fn legend_layout(width: u32, labels: &[&str]) -> (u32, u32) {
+    let longest = labels.iter().map(|l| l.chars().count()).max().unwrap_or(0) as u32;
+    let cell = 34 + 7 * longest;
+    let per_row = ((width.saturating_sub(20)) / cell.max(1)).max(1);
+    (per_row, (labels.len() as u32).div_ceil(per_row))
+}
+
+fn legend_height(width: u32, panel: &Panel) -> u32 {
+    let labels: Vec<&str> = panel.series.iter().map(|s| s.label.as_str()).collect();
+    let (_, rows) = legend_layout(width, &labels);
+    rows * LEGEND_ROW + 8
+}
+
+fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
+    anyhow!("{e:?}")
+}
+
+/// Draws one panel (plot on top, legend below) into `area`.
+pub fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Panel, legend_rows_px: u32) -> Result<()>
 where
     DB::ErrorType: 'static,
 {
-    root.fill(&WHITE).map_err(|e| anyhow!("{e:?}"))?;
-    let areas = root.split_evenly((1, panels.len().max(1)));
-    let ok = |p: &(f64, f64)| p.0.is_finite() && p.1.is_finite() && p.0 > 0.0 && p.1 > 0.0;
-    for (area, panel) in areas.iter().zip(panels) {
-        let pts: Vec<(f64, f64)> = panel.series.iter().flat_map(|s| s.points.iter().copied()).filter(ok).collect();
-        if pts.is_empty() {
-            continue;
-        }
-        let (xmin, xmax) = pts.iter().fold((f64::MAX, 0.0f64), |(a, b), p| (a.min(p.0), b.max(p.0)));
-        let (ymin, ymax) = pts.iter().fold((f64::MAX, 0.0f64), |(a, b), p| (a.min(p.1), b.max(p.1)));
-        let mut chart = ChartBuilder::on(area)
-            .caption(&panel.title, ("sans-serif", 18))
-            .margin(10)
-            .x_label_area_size(40)
-            .y_label_area_size(70)
-            .build_cartesian_2d((xmin / 1.3..xmax * 1.3).log_scale(), (ymin / 2.0..ymax * 2.0).log_scale())
-            .map_err(|e| anyhow!("{e:?}"))?;
-        chart
-            .configure_mesh()
-            .x_desc(panel.x.as_str())
-            .y_desc(panel.y.as_str())
-            .x_label_formatter(&|v| format!("{v:.0e}"))
-            .y_label_formatter(&|v| format!("{v:.0e}"))
-            .light_line_style(WHITE.mix(0.0))
-            .label_style(("sans-serif", 13))
-            .draw()
-            .map_err(|e| anyhow!("{e:?}"))?;
-        for s in &panel.series {
-            let c = PALETTE[s.color % PALETTE.len()];
-            let pts: Vec<(f64, f64)> = s.points.iter().copied().filter(ok).collect();
-            if s.line {
-                chart
-                    .draw_series(LineSeries::new(pts, c.stroke_width(2)))
-                    .map_err(|e| anyhow!("{e:?}"))?
-                    .label(s.label.as_str())
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
-            } else {
-                chart
-                    .draw_series(PointSeries::of_element(pts, 4, c.filled(), &|pos, sz, st| Circle::new(pos, sz, st)))
-                    .map_err(|e| anyhow!("{e:?}"))?
-                    .label(s.label.as_str())
-                    .legend(move |(x, y)| Circle::new((x + 10, y), 4, c.filled()));
+    let (w, h) = area.dim_in_pixel();
+    let (plot_area, legend_area) = area.split_vertically(h.saturating_sub(legend_rows_px));
+    let (xs, ys) = (panel.x_scale, panel.y_scale);
+    let shown = |s: &Series, i: usize| -> Option<(f64, f64, f64)> {
+        let (x, y) = s.points[i];
+        let e = s.errors.get(i).copied().filter(|e| e.is_finite() && *e > 0.0).unwrap_or(0.0);
+        Some((to_axis(xs, x)?, to_axis(ys, y)?, e))
+    };
+    let mut xr = (f64::INFINITY, f64::NEG_INFINITY);
+    let mut yr = (f64::INFINITY, f64::NEG_INFINITY);
+    for s in &panel.series {
+        for i in 0..s.points.len() {
+            if let Some((x, y, e)) = shown(s, i) {
+                let v = from_axis(ys, y);
+                xr = (xr.0.min(x), xr.1.max(x));
+                yr = (yr.0.min(to_axis(ys, v - e).unwrap_or(y)), yr.1.max(to_axis(ys, v + e).unwrap_or(y)));
             }
         }
-        draw_legend(&mut chart)?;
     }
-    root.present().map_err(|e| anyhow!("{e:?}"))?;
+    if !xr.0.is_finite() || !yr.0.is_finite() {
+        plot_area
+            .draw(&Text::new(format!("{}: nothing to plot", panel.title), (10, 20), ("sans-serif", 14)))
+            .map_err(err)?;
+        return Ok(());
+    }
+    let (x0, x1) = padded(xs, from_axis(xs, xr.0), from_axis(xs, xr.1));
+    let (y0, y1) = padded(ys, from_axis(ys, yr.0), from_axis(ys, yr.1));
+    let key = |scale: Scale, a: f64, b: f64| -> Vec<f64> {
+        ticks(scale, from_axis(scale, a), from_axis(scale, b)).into_iter().filter_map(|t| to_axis(scale, t)).collect()
+    };
+    let mut chart = ChartBuilder::on(&plot_area)
+        .caption(&panel.title, ("sans-serif", 17))
+        .margin(10)
+        .x_label_area_size(40)
+        .y_label_area_size(62)
+        .build_cartesian_2d(Ticked { lo: x0, hi: x1, ticks: key(xs, x0, x1) }, Ticked { lo: y0, hi: y1, ticks: key(ys, y0, y1) })
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc(panel.x.as_str())
+        .y_desc(panel.y.as_str())
+        .x_label_formatter(&|v| tick_label(from_axis(xs, *v)))
+        .y_label_formatter(&|v| tick_label(from_axis(ys, *v)))
+        .bold_line_style(BLACK.mix(0.08))
+        .light_line_style(WHITE.mix(0.0))
+        .label_style(("sans-serif", 13))
+        .draw()
+        .map_err(err)?;
+    for s in &panel.series {
+        let c = PALETTE[s.color % PALETTE.len()];
+        let pts: Vec<(f64, f64, f64)> = (0..s.points.len()).filter_map(|i| shown(s, i)).collect();
+        if s.line {
+            chart.draw_series(LineSeries::new(pts.iter().map(|p| (p.0, p.1)), c.stroke_width(s.stroke))).map_err(err)?;
+            continue;
+        }
+        let bars = pts.iter().filter(|p| p.2 > 0.0).map(|&(x, y, e)| {
+            let v = from_axis(ys, y);
+            let lo = to_axis(ys, v - e).unwrap_or(y0).max(y0);
+            let hi = to_axis(ys, v + e).unwrap_or(y1).min(y1);
+            ErrorBar::new_vertical(x, lo, y, hi, c.stroke_width(1), 6)
+        });
+        chart.draw_series(bars).map_err(err)?;
+        chart.draw_series(pts.iter().map(|p| Circle::new((p.0, p.1), 4, c.filled()))).map_err(err)?;
+    }
+    // The legend, below the plot area: a sample of each series and its label.
+    let labels: Vec<&str> = panel.series.iter().map(|s| s.label.as_str()).collect();
+    let (per_row, _) = legend_layout(w, &labels);
+    let cell = (w.saturating_sub(20)) / per_row.max(1);
+    for (i, s) in panel.series.iter().enumerate() {
+        let (row, col) = (i as u32 / per_row, i as u32 % per_row);
+        let (x, y) = (10 + (col * cell) as i32, 4 + (row * LEGEND_ROW) as i32 + LEGEND_ROW as i32 / 2);
+        let c = PALETTE[s.color % PALETTE.len()];
+        if s.line {
+            legend_area.draw(&PathElement::new(vec![(x, y), (x + 22, y)], c.stroke_width(s.stroke))).map_err(err)?;
+        } else {
+            legend_area.draw(&Circle::new((x + 11, y), 4, c.filled())).map_err(err)?;
+            if !s.errors.is_empty() {
+                legend_area.draw(&PathElement::new(vec![(x + 11, y - 7), (x + 11, y + 7)], c.stroke_width(1))).map_err(err)?;
+            }
+        }
+        let font = ("sans-serif", LEGEND_FONT).into_font().color(&BLACK).pos(plotters::style::text_anchor::Pos::new(plotters::style::text_anchor::HPos::Left, plotters::style::text_anchor::VPos::Center));
+        legend_area.draw(&Text::new(s.label.clone(), (x + 28, y), font)).map_err(err)?;
+    }
     Ok(())
 }
 
-struct PanelsFigure<'a>(&'a [Panel]);
+/// Panel width and plot height of [`write_panels`] (the legend adds to the height).
+pub const PANEL_SIZE: (u32, u32) = (480, 440);
+
+fn draw_panels<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, panels: &[Panel], columns: usize) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE).map_err(err)?;
+    let legend = panels.iter().map(|p| legend_height(PANEL_SIZE.0, p)).max().unwrap_or(0);
+    let columns = columns.clamp(1, panels.len().max(1));
+    let areas = root.split_evenly((panels.len().div_ceil(columns).max(1), columns));
+    for (area, panel) in areas.iter().zip(panels) {
+        draw_panel(area, panel, legend)?;
+    }
+    root.present().map_err(err)?;
+    Ok(())
+}
+
+struct PanelsFigure<'a>(&'a [Panel], usize);
 
 impl Figure for PanelsFigure<'_> {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>
     where
         DB::ErrorType: 'static,
     {
-        draw_panels(root, self.0)
+        draw_panels(root, self.0, self.1)
     }
 }
 
-/// Writes `DIR/STEM.{png,svg}` (atomically) with the panels side by side.
+/// Writes `DIR/STEM.{png,svg}` (atomically) with the panels side by side,
+/// each [`PANEL_SIZE`] plus its legend below.
 pub fn write_panels(dir: &Path, stem: &str, panels: &[Panel]) -> Result<()> {
-    write_figure(dir, stem, (480 * panels.len().max(1) as u32, 480), &PanelsFigure(panels))
+    write_grid(dir, stem, panels, panels.len())
 }
 
+/// Writes `DIR/STEM.{png,svg}` (atomically) with the panels in rows of
+/// `columns`, each [`PANEL_SIZE`] plus its legend below.
+pub fn write_grid(dir: &Path, stem: &str, panels: &[Panel], columns: usize) -> Result<()> {
+    let legend = panels.iter().map(|p| legend_height(PANEL_SIZE.0, p)).max().unwrap_or(0);
+    let columns = columns.clamp(1, panels.len().max(1));
+    let rows = panels.len().div_ceil(columns).max(1) as u32;
+    write_figure(dir, stem, (PANEL_SIZE.0 * columns as u32, (PANEL_SIZE.1 + legend) * rows), &PanelsFigure(panels, columns))
+}

@@ -4,7 +4,7 @@
 //! the cutoff L (lambda_bar(L) on the box `[-L, L]^d`) and with sigma_W
 //! (u4, u6 of seed 001), log-log slopes by weighted least squares with
 //! errors from the bags, side by side with the exact finite-N values and
-//! the seeds' claims. Writes `flow.parquet`, `slopes.parquet`, `report.md`
+//! the reference talks' claims. Writes `flow.parquet`, `slopes.parquet`, the rg section
 //! and `plots/rg_*.{png,svg}`.
 
 pub mod flows;
@@ -101,9 +101,9 @@ pub fn run(p: &Pipeline, data: &Path, opts: &Options) -> Result<Outputs> {
         nnqft_store::tables::require_current(&data.join("layers_bags.parquet"), &want, &p.name, "nnqft-moments")?;
     }
     let hash = rg_hash(p);
-    let outs = ["flow.parquet", "slopes.parquet", "report.md"].map(|f| data.join(f));
-    let report_ok = std::fs::read_to_string(&outs[2]).is_ok_and(|t| t.contains(&hash));
-    if !opts.force && report_ok && outs[..2].iter().all(|f| read_footer(f).is_ok_and(|v| v["config_hash"] == hash.as_str())) {
+    let outs = ["flow.parquet", "slopes.parquet"].map(|f| data.join(f));
+    let report_ok = nnqft_report::read_section(data, "rg").is_some_and(|s| s.config_hash == hash);
+    if !opts.force && report_ok && outs.iter().all(|f| read_footer(f).is_ok_and(|v| v["config_hash"] == hash.as_str())) {
         return Ok(Outputs { flow: Vec::new(), slopes: Vec::new(), up_to_date: true });
     }
     let mut want: Vec<(String, usize)> = Vec::new();
@@ -169,10 +169,6 @@ pub fn run(p: &Pipeline, data: &Path, opts: &Options) -> Result<Outputs> {
     write_flow(&outs[0], &flow, &footer)?;
     write_slopes(&outs[1], &slopes, &footer)?;
     let plots = write_rg_plots(data, &flow)?;
-    let report = format_report(p, &flow, &slopes, &plots, &hash);
-    nnqft_store::atomic::write_atomic(&outs[2], |f| {
-        use std::io::Write;
-        Ok(f.write_all(report.as_bytes())?)
-    })?;
+    nnqft_report::write_section(data, "rg", &hash, &format_report(p, &flow, &slopes, &plots))?;
     Ok(Outputs { flow, slopes, up_to_date: false })
 }

@@ -1,7 +1,8 @@
 /// Run the couplings with the cutoff L and with sigma_W: lambda_bar(L),
 /// u4/u6(sigma_W), log-log slopes with bag errors beside the exact finite-N
 /// values and the seeds' claims. Writes DATA/flow.parquet, slopes.parquet,
-/// report.md and plots/rg_*.
+/// plots/rg_* and the rg section of the run report (report/rg.md), then
+/// assembles DATA/report.md and report.html.
 ///
 /// Resumable: outputs whose recorded config hash matches are not redone.
 #[derive(clap::Parser)]
@@ -22,13 +23,13 @@ fn main() {
         let p = &loaded.pipeline;
         if p.rg.cutoff.is_empty() && p.rg.sigma_w.is_none() && p.deep_archs().next().is_none() {
             println!("nnqft-rg: {}: no [[rg.cutoff]], [rg.sigma_w] or deep arch in the pipeline; nothing to do", p.name);
-            return Ok(());
+            return nnqft_report::assemble_and_print("nnqft-rg", p, &data, &loaded.source, &loaded.text);
         }
         let start = std::time::Instant::now();
         let out = nnqft_rg::run(p, &data, &nnqft_rg::Options { force: args.force })?;
         if out.up_to_date {
-            println!("nnqft-rg: {}: up to date -> {}", p.name, data.join("report.md").display());
-            return Ok(());
+            println!("nnqft-rg: {}: up to date -> {}", p.name, data.join("flow.parquet").display());
+            return nnqft_report::assemble_and_print("nnqft-rg", p, &data, &loaded.source, &loaded.text);
         }
         println!(
             "nnqft-rg: {}: {} flow points, {} slopes in {:.1}s -> {}",
@@ -36,7 +37,7 @@ fn main() {
             out.flow.len(),
             out.slopes.len(),
             start.elapsed().as_secs_f64(),
-            data.join("report.md").display()
+            data.join("flow.parquet").display()
         );
         for r in &out.slopes {
             println!(
@@ -57,6 +58,6 @@ fn main() {
                 r.note.as_ref().map(|n| format!("  [{n}]")).unwrap_or_default()
             );
         }
-        Ok(())
+        nnqft_report::assemble_and_print("nnqft-rg", p, &data, &loaded.source, &loaded.text)
     });
 }

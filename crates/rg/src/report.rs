@@ -1,10 +1,10 @@
-//! `report.md` and the `plots/rg_*` figures.
+//! The rg section of the run report (`report/rg.md`) and the `plots/rg_*` figures.
 
 use crate::*;
 use nnqft_cli::fmt_g as num;
 use anyhow::Result;
 use nnqft_core::Pipeline;
-use nnqft_plot::{write_panels, Panel, Series};
+use nnqft_plot::{write_panels, Panel, Scale, Series};
 use std::path::Path;
 
 /// `plots/rg_cutoff.{png,svg}` and `plots/rg_sigma_w.{png,svg}`; returns the stems written.
@@ -22,15 +22,16 @@ pub(crate) fn write_rg_plots(data: &Path, flow: &[FlowRow]) -> Result<Vec<String
         .iter()
         .map(|(a, prop, w)| {
             let rows: Vec<&FlowRow> = flow.iter().filter(|r| r.kind == "cutoff" && &r.arch == a && r.propagator == *prop && r.width == *w).collect();
-            Panel {
-                title: format!("{a}, N = {w}, {prop}"),
-                x: "cutoff L".into(),
-                y: "|lambda_bar|".into(),
-                series: vec![
-                    Series { label: "measured".into(), points: rows.iter().map(|r| (r.scale, r.value.abs())).collect(), line: false, color: 0 },
-                    Series { label: "exact finite N".into(), points: rows.iter().map(|r| (r.scale, r.exact.abs())).collect(), line: true, color: 1 },
+            Panel::new(
+                format!("{a}, N = {w}, {prop}"),
+                "cutoff L",
+                "|lambda_bar|",
+                vec![
+                    Series::markers("measured", rows.iter().map(|r| (r.scale, r.value.abs())).collect(), 0)
+                        .with_errors(rows.iter().map(|r| r.stderr).collect()),
+                    Series::line("exact finite N", rows.iter().map(|r| (r.scale, r.exact.abs())).collect(), 1),
                 ],
-            }
+            )
         })
         .collect();
     if !panels.is_empty() {
@@ -44,22 +45,23 @@ pub(crate) fn write_rg_plots(data: &Path, flow: &[FlowRow]) -> Result<Vec<String
         let panels: Vec<Panel> = ["u4", "u6"]
             .iter()
             .filter(|c| sw.iter().any(|r| r.coupling == **c))
-            .map(|c| Panel {
-                title: format!("|{c}| against sigma_W"),
-                x: "sigma_W".into(),
-                y: format!("|{c}|"),
-                series: widths
+            .map(|c| Panel::new(
+                format!("|{c}| against sigma_W"),
+                "sigma_W",
+                format!("|{c}|"),
+                widths
                     .iter()
                     .enumerate()
                     .flat_map(|(i, &w)| {
                         let rows: Vec<&&FlowRow> = sw.iter().filter(|r| r.coupling == *c && r.width == w).collect();
                         [
-                            Series { label: format!("N = {w}"), points: rows.iter().map(|r| (r.scale, r.value.abs())).collect(), line: false, color: i },
-                            Series { label: format!("exact N = {w}"), points: rows.iter().map(|r| (r.scale, r.exact.abs())).collect(), line: true, color: i },
+                            Series::markers(format!("N = {w}"), rows.iter().map(|r| (r.scale, r.value.abs())).collect(), i)
+                                .with_errors(rows.iter().map(|r| r.stderr).collect()),
+                            Series::line(format!("exact N = {w}"), rows.iter().map(|r| (r.scale, r.exact.abs())).collect(), i),
                         ]
                     })
                     .collect(),
-            })
+            ))
             .collect();
         write_panels(&dir, "rg_sigma_w", &panels)?;
         written.push("rg_sigma_w".to_string());
@@ -70,23 +72,25 @@ pub(crate) fn write_rg_plots(data: &Path, flow: &[FlowRow]) -> Result<Vec<String
         archs.dedup();
         let panels: Vec<Panel> = ["K", "kurtosis"]
             .iter()
-            .map(|c| Panel {
-                title: format!("{c} against the layer (largest width)"),
-                x: "layer l".into(),
-                y: c.to_string(),
-                series: archs
+            .map(|c| Panel::new(
+                format!("{c} against the layer (largest width)"),
+                "layer l",
+                c.to_string(),
+                archs
                     .iter()
                     .enumerate()
                     .flat_map(|(i, a)| {
                         let w = layer.iter().filter(|r| r.arch == *a).map(|r| r.width).max().unwrap_or(0);
                         let rows: Vec<&&FlowRow> = layer.iter().filter(|r| r.arch == *a && r.width == w && r.coupling == *c).collect();
                         [
-                            Series { label: format!("{a} n = {w}"), points: rows.iter().map(|r| (r.scale, r.value)).collect(), line: false, color: i },
-                            Series { label: format!("{a} theory"), points: rows.iter().map(|r| (r.scale, r.exact)).collect(), line: true, color: i },
+                            Series::markers(format!("{a} n = {w}"), rows.iter().map(|r| (r.scale, r.value)).collect(), i)
+                                .with_errors(rows.iter().map(|r| r.stderr).collect()),
+                            Series::line(format!("{a} theory"), rows.iter().map(|r| (r.scale, r.exact)).collect(), i),
                         ]
                     })
                     .collect(),
-            })
+            )
+            .scales(Scale::Integer, Scale::Log))
             .collect();
         write_panels(&dir, "rg_layers", &panels)?;
         written.push("rg_layers".to_string());
@@ -94,12 +98,12 @@ pub(crate) fn write_rg_plots(data: &Path, flow: &[FlowRow]) -> Result<Vec<String
     Ok(written)
 }
 
-/// `report.md`: every slope and amplitude with measured, exact, asymptotic
-/// and seed values, and the plots.
-pub fn format_report(p: &Pipeline, flow: &[FlowRow], slopes: &[SlopeRow], plots: &[String], hash: &str) -> String {
+/// The rg section of the run report: every slope and amplitude with
+/// measured, exact, asymptotic and reference-talk values, and the plots.
+pub fn format_report(p: &Pipeline, flow: &[FlowRow], slopes: &[SlopeRow], plots: &[String]) -> String {
     use std::fmt::Write;
     let mut s = String::new();
-    let _ = writeln!(s, "# RG report: {}\n", p.name);
+    let _ = writeln!(s, "## Renormalisation-group flows (rg)\n");
     if slopes.iter().any(|r| r.kind != "layer") {
         let _ = writeln!(
             s,
@@ -118,7 +122,7 @@ pub fn format_report(p: &Pipeline, flow: &[FlowRow], slopes: &[SlopeRow], plots:
         if rows.is_empty() {
             continue;
         }
-        let _ = writeln!(s, "## {title}\n");
+        let _ = writeln!(s, "### {title}\n");
         if kind == "layer" {
             let _ = writeln!(
                 s,
@@ -164,6 +168,5 @@ pub fn format_report(p: &Pipeline, flow: &[FlowRow], slopes: &[SlopeRow], plots:
             let _ = writeln!(s, "\n![{title}](plots/{stem}.png)\n");
         }
     }
-    let _ = writeln!(s, "\n<!-- config_hash {hash} -->");
     s
 }

@@ -54,7 +54,7 @@ fn smoke_report_renders_and_resumes() {
     }
     let footer = nnqft_store::tables::read_footer(&data.join("slopes.parquet")).unwrap();
     assert_eq!(footer["stage"], "rg");
-    let files = ["flow.parquet", "slopes.parquet", "report.md"].map(|f| data.join(f));
+    let files = ["flow.parquet", "slopes.parquet", "report/rg.md", "report.md", "report.html"].map(|f| data.join(f));
     let before: Vec<String> = files.iter().map(|f| digest(f)).collect();
     let again = ok(Path::new(BIN), &["--pipeline", "smoke", "--data", d]);
     assert!(again.contains("up to date"), "{again}");

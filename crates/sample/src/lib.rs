@@ -198,7 +198,49 @@ pub fn run(p: &Pipeline, data: &Path, opts: &Options) -> Result<Report> {
         report.parts_skipped,
         if opts.shard.is_some() { " (this shard)" } else { "" }
     );
+    nnqft_report::write_section(data, "sample", &nnqft_report::sample_hash(p), &section(p))?;
     Ok(report)
+}
+
+/// The sample stage's section of the run report: the ensembles as drawn.
+pub fn section(p: &Pipeline) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let _ = writeln!(s, "## Ensembles (sample)
+");
+    let _ = writeln!(
+        s,
+        "Every (arch, width) has {} bags of {} nets (parts of at most {} nets), drawn by sampler version {} from \
+         seed {}: each part's random stream is keyed by (seed, arch, width, bag, part), so the samples are the same \
+         on any machine and thread count. \
+         Weights W ~ N(0, sigma_w^2 / fan_in), biases b ~ N(0, sigma_b^2) \
+         (docs/physics.md §1).\n",
+        p.sample.bags,
+        p.sample.nets_per_bag,
+        p.sample.nets_per_part,
+        nnqft_core::sampler::SAMPLER_VERSION,
+        p.seed
+    );
+    let _ = writeln!(s, "| arch | activation | d_in | hidden layers | sigma_w | sigma_b | widths | inputs | nets per width |");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
+    for a in &p.sample.arch {
+        let widths: Vec<String> = p.widths_of(a).iter().map(|w| w.to_string()).collect();
+        let inputs: Vec<String> = a.inputs.iter().map(|x| format!("{x:?}")).collect();
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            a.name,
+            a.activation,
+            a.d_in,
+            a.hidden_layers,
+            a.sigma_w,
+            a.sigma_b,
+            widths.join(", "),
+            inputs.join(" "),
+            human(p.sample.bags as f64 * p.sample.nets_per_bag as f64)
+        );
+    }
+    s
 }
 
 /// MemAvailable from /proc/meminfo, in bytes.

@@ -25,6 +25,6 @@ fn main() {
         loaded.warn_analysis("nnqft-sample");
         let opts = nnqft_sample::Options { shard: args.shard, force: args.force, verify: args.verify };
         nnqft_sample::run(&loaded.pipeline, &data, &opts)?;
-        Ok(())
+        nnqft_report::assemble_and_print("nnqft-sample", &loaded.pipeline, &data, &loaded.source, &loaded.text)
     });
 }

@@ -1,0 +1,98 @@
+//! The moments stage's section of the run report (`report/moments.md`).
+
+use crate::{Outputs, SummaryRow};
+use nnqft_cli::fmt_g as num;
+use nnqft_core::Pipeline;
+use std::fmt::Write;
+
+/// The section's Markdown: the summary table with every note, the slopes,
+/// the figures; the per-layer table of deep archs.
+pub fn markdown(p: &Pipeline, out: &Outputs, plots: &[&str]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "## Correlators and deviations from the GP (moments)\n");
+    if !out.summary.is_empty() {
+        let _ = writeln!(
+            s,
+            "Per (arch, order, width): the mean over input tuples of |m_n| = |mean G_n - GP| / |GP| with its delete-one-bag \
+             jackknife error, the same mean of the exact finite-N deviation (docs/physics.md §4), the background \
+             (statistical floor: mean stderr / |GP|) and chi2/n of the measurement against the exact theory. A width \
+             is *resolved* when mean |m| exceeds 3 background / sqrt(bags); slopes use the resolved widths only. \
+             {} bags of {} nets per (arch, width).\n",
+            p.sample.bags, p.sample.nets_per_bag
+        );
+        for (stem, caption) in [
+            ("moments_vs_width", "mean |m_n| against N with jackknife error bars; thin lines the background, thick lines the exact finite-N theory"),
+            ("deviations_hist", "histograms over input tuples of N m_n, measured (markers, with Poisson errors) against exact (step lines), one panel per arch and order, one colour per width"),
+        ] {
+            if plots.contains(&stem) {
+                let _ = writeln!(s, "![{caption}](plots/{stem}.png)\n\n*{caption}.*\n");
+            }
+        }
+        let _ = writeln!(s, "| arch | order | N | tuples | mean abs m | stderr | exact mean abs m | background | chi2/n | resolved |");
+        let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|");
+        for r in &out.summary {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                r.arch,
+                r.order,
+                r.width,
+                r.n_tuples,
+                num(r.mean_abs_m),
+                num(r.mean_abs_m_stderr),
+                num(r.mean_abs_exact_m),
+                num(r.mean_background),
+                num(r.chi2_exact / r.n_tuples as f64),
+                if r.resolved { "yes" } else { "no" }
+            );
+        }
+        let _ = writeln!(s, "\n### Slopes of mean |m_n| against N, and notes\n");
+        let mut keys: Vec<(&str, usize)> = out.summary.iter().map(|r| (r.arch.as_str(), r.order)).collect();
+        keys.dedup();
+        for (arch, order) in keys {
+            let r: &SummaryRow = out.summary.iter().find(|r| r.arch == arch && r.order == order).expect("key from rows");
+            let resolved: Vec<String> = out.summary.iter().filter(|x| x.arch == arch && x.order == order && x.resolved).map(|x| x.width.to_string()).collect();
+            let slope = if r.slope_vs_n.is_finite() {
+                format!("slope {} ± {} (exact {}) over N = {}", num(r.slope_vs_n), num(r.slope_vs_n_stderr), num(r.exact_slope_vs_n), resolved.join(", "))
+            } else {
+                "no slope (fewer than two resolved widths)".to_string()
+            };
+            let note = r.note.as_ref().map(|n| format!(". **Note:** {n}")).unwrap_or_default();
+            let _ = writeln!(s, "- {arch}, n = {order}: {slope}{note}");
+        }
+        let _ = writeln!(s);
+    }
+    if !out.layers.is_empty() {
+        let _ = writeln!(s, "### Deep nets, per layer\n");
+        let _ = writeln!(
+            s,
+            "Unit 0's pre-activation at layer l (l = L + 1 is the output) per input point: K = E z^2 with its bag error, \
+             the excess kurtosis with its jackknife error, the layer recursion's K and leading-order kurtosis \
+             (docs/physics.md §8), the exact kurtosis where known (relu, C_b = 0) and z against the best prediction.\n"
+        );
+        let _ = writeln!(s, "| arch | width | point | layer | K | K stderr | K recursion | kurtosis | stderr | recursion | exact | z |");
+        let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|---|");
+        for r in &out.layers {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                r.arch,
+                r.width,
+                r.point,
+                r.layer,
+                num(r.k),
+                num(r.k_stderr),
+                num(r.k_theory),
+                num(r.kurtosis),
+                num(r.kurtosis_stderr),
+                num(r.kurtosis_theory),
+                num(r.kurtosis_exact),
+                num(r.z)
+            );
+        }
+        if plots.contains(&"layers") {
+            let _ = writeln!(s, "\n![per-layer kurtosis and kernel](plots/layers.png)\n\n*Excess kurtosis and K against the layer, input point 0, with error bars and the recursion (lines).*\n");
+        }
+    }
+    s
+}
