@@ -107,11 +107,12 @@ pub fn load_part(p: &Pipeline, data: &Path, arch: &ArchSpec, width: usize, bag: 
     let (meta, cols) = read_part(&path)?;
     let want = p.sample_hash(arch, width);
     if meta.config_hash != want {
+        let index = p.sample.arch.iter().position(|a| a.name == arch.name).expect("arch of this pipeline");
+        let expected = nnqft_store::plan::expected_meta(p, &nnqft_store::plan::WorkUnit { arch: index, width, bag, part });
         bail!(
-            "{}: written by a different config (pipeline {:?}, hash {}...); rerun nnqft-sample (with --force) for this pipeline",
+            "{}: {}; rerun nnqft-sample (with --force) for this pipeline",
             path.display(),
-            meta.pipeline,
-            &meta.config_hash[..meta.config_hash.len().min(12)]
+            nnqft_store::plan::foreign_message(&meta, &expected)
         );
     }
     if (meta.bag, meta.part, meta.nets) != (bag, part, p.nets_in_part(part)) {

@@ -96,7 +96,7 @@ fn bad_samples_are_refused_and_outputs_kept() {
     let od = tmp.path().join("other");
     ok(&Path::new(BIN).with_file_name("nnqft-sample"), &["--pipeline", other.to_str().unwrap(), "--data", od.to_str().unwrap()]);
     std::fs::copy(od.join("samples/arch=erf-d1/width=3/bag=2/part-00001.parquet"), &part).unwrap();
-    err_line(&["--pipeline", "smoke", "--data", d], &["part-00001.parquet", "written by a different config"]);
+    err_line(&["--pipeline", "smoke", "--data", d], &["part-00001.parquet", "written by a different config: seed: 8 -> 7"]);
     assert_eq!(before, tables(&data), "outputs untouched by failed runs");
     // Restored, it runs again and reproduces the same tables.
     std::fs::write(&part, &good).unwrap();

@@ -1,7 +1,7 @@
 //! The run report of the quick pipeline (every stage, a deep net): one
 //! self-contained report.html that a real browser (headless Chromium)
 //! renders with every figure loaded, and stale sections marked when the
-//! config changes under them.
+//! config changes under them; the example notebook runs on the same data.
 
 use nnqft_testkit::{ok, repo, run_stages};
 use std::path::{Path, PathBuf};
@@ -90,6 +90,15 @@ fn quick_report_renders_in_a_browser_and_marks_stale_sections() {
         .unwrap();
     assert!(std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0) > 10_000, "no screenshot: {}", String::from_utf8_lossy(&st.stderr));
     eprintln!("screenshot: {}", shot.display());
+
+    // The example notebook reproduces the moments figure from these Parquet files (nbclient, as Jupyter would).
+    let nb = Command::new("python3").arg(repo().join("tests/python/run_notebook.py")).arg(&data).output().unwrap();
+    assert!(
+        nb.status.success(),
+        "examples/moments_vs_width.ipynb (nbclient, ipykernel, matplotlib are installed by `just test`):\n{}\n{}",
+        String::from_utf8_lossy(&nb.stdout),
+        String::from_utf8_lossy(&nb.stderr)
+    );
 
     // The config changes under the tables: one more width, only the sampler rerun.
     let text = std::fs::read_to_string(repo().join("pipelines/quick.toml")).unwrap();

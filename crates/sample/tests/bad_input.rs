@@ -57,7 +57,7 @@ fn another_config_never_overwrites_good_data() {
     let before = snapshot(&data);
     // Same arch name and widths, different sigma: every part is foreign.
     let other = write_pipeline(tmp.path(), "bad", &GOOD.replace("sigma_w = 1.0", "sigma_w = 2.0"));
-    run_err(&["--pipeline", &other, "--data", d], &["part-00000.parquet", "written by a different config", "--force"]);
+    run_err(&["--pipeline", &other, "--data", d], &["part-00000.parquet", "written by a different config: sample.arch[erf].sigma_w: 1.0 -> 2.0", "--force"]);
     assert_eq!(before, snapshot(&data), "untouched");
     // A removed width leaves stale data: refused, not silently kept beside new data.
     let fewer = write_pipeline(tmp.path(), "bad", &GOOD.replace("widths = [3]", "widths = [4]"));

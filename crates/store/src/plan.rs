@@ -58,6 +58,70 @@ pub fn expected_meta(p: &Pipeline, u: &WorkUnit) -> PartMeta {
     }
 }
 
+/// Every field in which a part's footer differs from the footer this config
+/// would write, as `path: old -> new` with the pipeline's names
+/// (`sample.arch[NAME].sigma_w`, `seed`, `name`, ...).
+///
+/// ```
+/// use nnqft_store::plan::{changed_fields, expected_meta, plan};
+/// let p = nnqft_core::Pipeline::from_toml(nnqft_core::pipeline::DEFAULT_PIPELINE_TOML).unwrap();
+/// let want = expected_meta(&p, &plan(&p)[0]);
+/// let mut old = want.clone();
+/// old.arch.sigma_w = 1.2;
+/// old.seed = 7;
+/// assert_eq!(changed_fields(&old, &want), vec!["seed: 7 -> 1".to_string(), "sample.arch[erf-d1].sigma_w: 1.2 -> 1.0".to_string()]);
+/// ```
+pub fn changed_fields(old: &PartMeta, want: &PartMeta) -> Vec<String> {
+    fn walk(path: &str, a: &serde_json::Value, b: &serde_json::Value, out: &mut Vec<(String, String, String)>) {
+        use serde_json::Value;
+        match (a, b) {
+            (Value::Object(x), Value::Object(y)) => {
+                let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+                keys.sort();
+                keys.dedup();
+                for k in keys {
+                    let sub = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                    walk(&sub, x.get(k).unwrap_or(&Value::Null), y.get(k).unwrap_or(&Value::Null), out);
+                }
+            }
+            _ if a != b => out.push((path.to_string(), a.to_string(), b.to_string())),
+            _ => {}
+        }
+    }
+    let (a, b) = (serde_json::to_value(old).unwrap_or_default(), serde_json::to_value(want).unwrap_or_default());
+    let mut diffs = Vec::new();
+    walk("", &a, &b, &mut diffs);
+    let arch = format!("sample.arch[{}]", want.arch.name);
+    let mut out: Vec<(u8, String)> = diffs
+        .into_iter()
+        .filter_map(|(path, a, b)| {
+            let (rank, name) = match path.as_str() {
+                "config_hash" | "version" | "data_crc32" | "inputs" | "bag" | "part" | "width" => return None,
+                "pipeline" => (0, "name".to_string()),
+                "seed" => (1, "seed".to_string()),
+                "sampler_version" => (2, "sampler version (this nnqft's)".to_string()),
+                "nets" => (4, "nets in this part (sample.nets_per_bag, sample.nets_per_part)".to_string()),
+                p => (3, p.strip_prefix("arch").map_or(p.to_string(), |rest| format!("{arch}{rest}"))),
+            };
+            Some((rank, format!("{name}: {a} -> {b}")))
+        })
+        .collect();
+    out.sort_by_key(|(rank, _)| *rank);
+    out.into_iter().map(|(_, s)| s).collect()
+}
+
+/// Why a part is another config's: the fields that changed (or, when the
+/// footer does not show it, the hashes and where the difference must be).
+pub fn foreign_message(old: &PartMeta, want: &PartMeta) -> String {
+    let changed = changed_fields(old, want);
+    let hashes = format!("hash {}..., this config's {}...", &old.config_hash[..old.config_hash.len().min(12)], &want.config_hash[..want.config_hash.len().min(12)]);
+    if changed.is_empty() {
+        format!("written by a different config ({hashes}; the part's own fields agree, so a setting it does not record changed, e.g. sample.nets_per_bag)")
+    } else {
+        format!("written by a different config: {} ({hashes})", changed.join(", "))
+    }
+}
+
 /// What resume finds at a part's path.
 pub enum State {
     Done,
@@ -75,13 +139,7 @@ pub fn state(path: &Path, want: &PartMeta, verify: bool) -> State {
     let meta = if verify { crate::samples::read_part(path).map(|(m, _)| m) } else { read_part_meta(path) };
     match meta {
         Err(e) => State::Corrupt(format!("{e:#}")),
-        Ok(m) if m.config_hash != want.config_hash => State::Foreign(format!(
-            "{}: written by a different config (pipeline {:?}, hash {}..., this config's is {}...)",
-            path.display(),
-            m.pipeline,
-            &m.config_hash[..m.config_hash.len().min(12)],
-            &want.config_hash[..12]
-        )),
+        Ok(m) if m.config_hash != want.config_hash => State::Foreign(format!("{}: {}", path.display(), foreign_message(&m, want))),
         Ok(m) if (m.bag, m.part, m.nets, m.width, &m.arch.name) != (want.bag, want.part, want.nets, want.width, &want.arch.name) => {
             State::Corrupt(format!("{}: footer describes another part (arch {}, width {}, bag {}, part {})", path.display(), m.arch.name, m.width, m.bag, m.part))
         }
