@@ -174,6 +174,7 @@ pub const PALETTE: [RGBColor; 7] = [
 /// use nnqft_plot::{ticks, Scale};
 /// assert_eq!(ticks(Scale::Log, 1.0, 1000.0), vec![1.0, 10.0, 100.0, 1000.0]);
 /// assert!(ticks(Scale::Log, 0.3, 0.9).len() >= 3);
+/// assert!(ticks(Scale::Log, 0.043, 0.053).len() >= 3);
 /// assert_eq!(ticks(Scale::Integer, 1.0, 5.0), vec![1.0, 2.0, 3.0, 4.0, 5.0]);
 /// ```
 pub fn ticks(scale: Scale, lo: f64, hi: f64) -> Vec<f64> {
@@ -201,7 +202,8 @@ pub fn ticks(scale: Scale, lo: f64, hi: f64) -> Vec<f64> {
                     return t.into_iter().step_by(thin).collect();
                 }
             }
-            linear(lo, hi, 4.0, false).into_iter().filter(|&v| v > 0.0).collect()
+            // Less than a decade with fewer than three 1..9 x 10^k ticks: linear ticks, finer until there are three.
+            [4.0, 8.0, 16.0].iter().map(|&n| linear(lo, hi, n, false).into_iter().filter(|&v| v > 0.0).collect::<Vec<_>>()).find(|t| t.len() >= 3).unwrap_or_default()
         }
     }
 }
