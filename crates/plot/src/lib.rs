@@ -399,29 +399,36 @@ where
 /// Panel width and plot height of [`write_panels`] (the legend adds to the height).
 pub const PANEL_SIZE: (u32, u32) = (480, 440);
 
-fn draw_panels<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, panels: &[Panel], columns: usize) -> Result<()>
-where
-    DB::ErrorType: 'static,
-{
-    root.fill(&WHITE).map_err(err)?;
-    let legend = panels.iter().map(|p| legend_height(PANEL_SIZE.0, p)).max().unwrap_or(0);
-    let columns = columns.clamp(1, panels.len().max(1));
-    let areas = root.split_evenly((panels.len().div_ceil(columns).max(1), columns));
-    for (area, panel) in areas.iter().zip(panels) {
-        draw_panel(area, panel, legend)?;
-    }
-    root.present().map_err(err)?;
-    Ok(())
+/// The panels of one figure and their layout, computed once for both backends.
+struct PanelsFigure<'a> {
+    panels: &'a [Panel],
+    columns: usize,
+    /// The legend strip's height: the tallest panel legend, so the plot areas line up.
+    legend: u32,
 }
 
-struct PanelsFigure<'a>(&'a [Panel], usize);
+impl<'a> PanelsFigure<'a> {
+    fn new(panels: &'a [Panel], columns: usize) -> Self {
+        let legend = panels.iter().map(|p| legend_height(PANEL_SIZE.0, p)).max().unwrap_or(0);
+        PanelsFigure { panels, columns: columns.clamp(1, panels.len().max(1)), legend }
+    }
+
+    fn rows(&self) -> usize {
+        self.panels.len().div_ceil(self.columns).max(1)
+    }
+}
 
 impl Figure for PanelsFigure<'_> {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>
     where
         DB::ErrorType: 'static,
     {
-        draw_panels(root, self.0, self.1)
+        root.fill(&WHITE).map_err(err)?;
+        for (area, panel) in root.split_evenly((self.rows(), self.columns)).iter().zip(self.panels) {
+            draw_panel(area, panel, self.legend)?;
+        }
+        root.present().map_err(err)?;
+        Ok(())
     }
 }
 
@@ -434,8 +441,7 @@ pub fn write_panels(dir: &Path, stem: &str, panels: &[Panel]) -> Result<()> {
 /// Writes `DIR/STEM.{png,svg}` (atomically) with the panels in rows of
 /// `columns`, each [`PANEL_SIZE`] plus its legend below.
 pub fn write_grid(dir: &Path, stem: &str, panels: &[Panel], columns: usize) -> Result<()> {
-    let legend = panels.iter().map(|p| legend_height(PANEL_SIZE.0, p)).max().unwrap_or(0);
-    let columns = columns.clamp(1, panels.len().max(1));
-    let rows = panels.len().div_ceil(columns).max(1) as u32;
-    write_figure(dir, stem, (PANEL_SIZE.0 * columns as u32, (PANEL_SIZE.1 + legend) * rows), &PanelsFigure(panels, columns))
+    let fig = PanelsFigure::new(panels, columns);
+    let size = (PANEL_SIZE.0 * fig.columns as u32, (PANEL_SIZE.1 + fig.legend) * fig.rows() as u32);
+    write_figure(dir, stem, size, &fig)
 }
