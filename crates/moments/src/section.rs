@@ -28,24 +28,23 @@ pub fn markdown(p: &Pipeline, out: &Outputs, plots: &[&str]) -> String {
                 let _ = writeln!(s, "![{caption}](plots/{stem}.png)\n\n*{caption}.*\n");
             }
         }
-        let _ = writeln!(s, "| arch | order | N | tuples | mean abs m | stderr | exact mean abs m | background | chi2/n | resolved |");
-        let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|");
-        for r in &out.summary {
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                r.arch,
-                r.order,
-                r.width,
-                r.n_tuples,
-                num(r.mean_abs_m),
-                num(r.mean_abs_m_stderr),
-                num(r.mean_abs_exact_m),
-                num(r.mean_background),
-                num(r.chi2_exact / r.n_tuples as f64),
-                if r.resolved { "yes" } else { "no" }
-            );
-        }
+        s.push_str(&nnqft_report::table(
+            &["arch", "order", "N", "tuples", "mean abs m", "stderr", "exact mean abs m", "background", "chi2/n", "resolved"],
+            out.summary.iter().map(|r| {
+                vec![
+                    r.arch.clone(),
+                    r.order.to_string(),
+                    r.width.to_string(),
+                    r.n_tuples.to_string(),
+                    num(r.mean_abs_m),
+                    num(r.mean_abs_m_stderr),
+                    num(r.mean_abs_exact_m),
+                    num(r.mean_background),
+                    num(r.chi2_exact / r.n_tuples as f64),
+                    (if r.resolved { "yes" } else { "no" }).to_string(),
+                ]
+            }),
+        ));
         let _ = writeln!(s, "\n### Slopes of mean |m_n| against N, and notes\n");
         let mut keys: Vec<(&str, usize)> = out.summary.iter().map(|r| (r.arch.as_str(), r.order)).collect();
         keys.dedup();
@@ -70,26 +69,14 @@ pub fn markdown(p: &Pipeline, out: &Outputs, plots: &[&str]) -> String {
              the excess kurtosis with its jackknife error, the layer recursion's K and leading-order kurtosis \
              (docs/physics.md §8), the exact kurtosis where known (relu, C_b = 0) and z against the best prediction.\n"
         );
-        let _ = writeln!(s, "| arch | width | point | layer | K | K stderr | K recursion | kurtosis | stderr | recursion | exact | z |");
-        let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|---|");
-        for r in &out.layers {
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                r.arch,
-                r.width,
-                r.point,
-                r.layer,
-                num(r.k),
-                num(r.k_stderr),
-                num(r.k_theory),
-                num(r.kurtosis),
-                num(r.kurtosis_stderr),
-                num(r.kurtosis_theory),
-                num(r.kurtosis_exact),
-                num(r.z)
-            );
-        }
+        s.push_str(&nnqft_report::table(
+            &["arch", "width", "point", "layer", "K", "K stderr", "K recursion", "kurtosis", "stderr", "recursion", "exact", "z"],
+            out.layers.iter().map(|r| {
+                let mut row = vec![r.arch.clone(), r.width.to_string(), r.point.to_string(), r.layer.to_string()];
+                row.extend([r.k, r.k_stderr, r.k_theory, r.kurtosis, r.kurtosis_stderr, r.kurtosis_theory, r.kurtosis_exact, r.z].map(num));
+                row
+            }),
+        ));
         if plots.contains(&"layers") {
             let _ = writeln!(s, "\n![per-layer kurtosis and kernel](plots/layers.png)\n\n*Excess kurtosis and K against the layer, input point 0, with error bars and the recursion (lines).*\n");
         }

@@ -63,6 +63,22 @@ pub fn read_section(data: &Path, stage: &str) -> Option<Section> {
     Some(Section { stage: get("stage")?, config_hash: get("config_hash")?, markdown: rest.to_string() })
 }
 
+/// A Markdown table: the header, its separator and one line per row; a `|`
+/// inside a cell becomes `/` so it cannot split the cell.
+///
+/// ```
+/// let t = nnqft_report::table(&["a", "b"], [vec!["1".to_string(), "x|y".to_string()]]);
+/// assert_eq!(t, "| a | b |\n|---|---|\n| 1 | x/y |\n");
+/// ```
+pub fn table(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> String {
+    let mut s = format!("| {} |\n|{}\n", header.join(" | "), "---|".repeat(header.len()));
+    for row in rows {
+        let cells: Vec<String> = row.iter().map(|c| c.replace('|', "/")).collect();
+        s.push_str(&format!("| {} |\n", cells.join(" | ")));
+    }
+    s
+}
+
 /// The hash the sample section is written for: every (arch, width)'s sample hash.
 pub fn sample_hash(p: &Pipeline) -> String {
     let keys: Vec<String> = p.arch_widths().into_iter().map(|(a, w)| p.sample_hash(&p.sample.arch[a], w)).collect();

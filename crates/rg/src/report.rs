@@ -141,28 +141,16 @@ pub fn format_report(p: &Pipeline, flow: &[FlowRow], slopes: &[SlopeRow], plots:
                  and a power law describe the measurement.\n"
             );
         }
-        let _ = writeln!(s, "| arch | d | N | propagator | coupling | quantity | range | measured | stderr | exact | asymptotic | seed | points | note |");
-        let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
-        for r in rows {
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                r.arch,
-                r.d_in,
-                r.width,
-                r.propagator,
-                r.coupling,
-                r.quantity,
-                r.range,
-                num(r.slope),
-                num(r.stderr),
-                num(r.exact),
-                num(r.asymptotic),
-                num(r.seed_claim),
-                r.n_points,
-                r.note.clone().unwrap_or_default().replace('|', "/")
-            );
-        }
+        s.push_str(&nnqft_report::table(
+            &["arch", "d", "N", "propagator", "coupling", "quantity", "range", "measured", "stderr", "exact", "asymptotic", "seed", "points", "note"],
+            rows.iter().map(|r| {
+                let mut row: Vec<String> = vec![r.arch.clone(), r.d_in.to_string(), r.width.to_string()];
+                row.extend([r.propagator, r.coupling, r.quantity, r.range].map(str::to_string));
+                row.extend([r.slope, r.stderr, r.exact, r.asymptotic, r.seed_claim].map(num));
+                row.extend([r.n_points.to_string(), r.note.clone().unwrap_or_default()]);
+                row
+            }),
+        ));
         let stem = format!("rg_{kind}").replace("rg_layer", "rg_layers");
         if plots.iter().any(|p| *p == stem) {
             let _ = writeln!(s, "\n![{title}](plots/{stem}.png)\n");

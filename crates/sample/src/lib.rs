@@ -221,25 +221,24 @@ pub fn section(p: &Pipeline) -> String {
         nnqft_core::sampler::SAMPLER_VERSION,
         p.seed
     );
-    let _ = writeln!(s, "| arch | activation | d_in | hidden layers | sigma_w | sigma_b | widths | inputs | nets per width |");
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
-    for a in &p.sample.arch {
-        let widths: Vec<String> = p.widths_of(a).iter().map(|w| w.to_string()).collect();
-        let inputs: Vec<String> = a.inputs.iter().map(|x| format!("{x:?}")).collect();
-        let _ = writeln!(
-            s,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            a.name,
-            a.activation,
-            a.d_in,
-            a.hidden_layers,
-            a.sigma_w,
-            a.sigma_b,
-            widths.join(", "),
-            inputs.join(" "),
-            human(p.sample.bags as f64 * p.sample.nets_per_bag as f64)
-        );
-    }
+    s.push_str(&nnqft_report::table(
+        &["arch", "activation", "d_in", "hidden layers", "sigma_w", "sigma_b", "widths", "inputs", "nets per width"],
+        p.sample.arch.iter().map(|a| {
+            let widths: Vec<String> = p.widths_of(a).iter().map(|w| w.to_string()).collect();
+            let inputs: Vec<String> = a.inputs.iter().map(|x| format!("{x:?}")).collect();
+            vec![
+                a.name.clone(),
+                a.activation.to_string(),
+                a.d_in.to_string(),
+                a.hidden_layers.to_string(),
+                a.sigma_w.to_string(),
+                a.sigma_b.to_string(),
+                widths.join(", "),
+                inputs.join(" "),
+                human(p.sample.bags as f64 * p.sample.nets_per_bag as f64),
+            ]
+        }),
+    ));
     s
 }
 
