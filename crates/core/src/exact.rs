@@ -75,7 +75,7 @@ pub struct UnitMoments {
 }
 
 /// `v_a` for every input: pre-activation `z_a = v_a . u`, `u ~ N(0, I_D)`.
-fn directions(arch: &ArchSpec) -> Vec<Vec<f64>> {
+pub(crate) fn directions(arch: &ArchSpec) -> Vec<Vec<f64>> {
     let s = arch.sigma_w / (arch.d_in as f64).sqrt();
     arch.inputs
         .iter()
@@ -125,7 +125,7 @@ impl UnitMoments {
 }
 
 /// Gauss-net closed form: `M = exp(sw^2 |sum x|^2 / (2d) + m^2 sb^2 / 2 - m sb^2 - sw^2 sum |x|^2 / d)`.
-fn gauss_moment(arch: &ArchSpec, t: &[usize]) -> f64 {
+pub(crate) fn gauss_moment(arch: &ArchSpec, t: &[usize]) -> f64 {
     let (sw2, sb2, d) = (arch.sigma_w.powi(2), arch.sigma_b.powi(2), arch.d_in as f64);
     let m = t.len() as f64;
     let mut sum = vec![0.0; arch.d_in];
@@ -143,8 +143,25 @@ fn gauss_moment(arch: &ArchSpec, t: &[usize]) -> f64 {
 /// Tensor rule over the D Gaussian variables; all tuples at once through the
 /// product tree (weights = the rule's weights).
 fn tensor_moments(arch: &ArchSpec, v: &[Vec<f64>], orders: &[usize], budget_scale: f64) -> BTreeMap<usize, Vec<f64>> {
+    let tree = ProductTree::new(v.len(), orders);
+    let mut total: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
+    for s in tensor_slabs(arch, v, NODE_BUDGET as f64 * budget_scale, |cols, weights| {
+        let refs: Vec<&[f64]> = cols.iter().map(|c| c.as_slice()).collect();
+        tree.sums(&refs, Some(weights))
+    }) {
+        crate::tuples::add_sums(&mut total, s);
+    }
+    total
+}
+
+/// Runs `f` on each slab of the tensor rule (about `budget` nodes in all):
+/// `f(cols, weights)` gets `cols[a][i] = h_a(z_a)` at the slab's nodes and
+/// their weights. The slabs (fixed first coordinate: bounded memory) are
+/// evaluated in parallel and returned in slab order, so sums over them do
+/// not depend on the thread count.
+pub(crate) fn tensor_slabs<R: Send>(arch: &ArchSpec, v: &[Vec<f64>], budget: f64, f: impl Fn(&[Vec<f64>], &[f64]) -> R + Sync) -> Vec<R> {
     let dim = v[0].len();
-    let per_dim = ((NODE_BUDGET as f64 * budget_scale).powf(1.0 / dim as f64).floor() as usize).max(4);
+    let per_dim = (budget.powf(1.0 / dim as f64).floor() as usize).max(4);
     // Golub-Welsch weights of the outermost Gauss-Hermite nodes are only
     // accurate relative to the largest weight: fine for bounded integrands
     // (erf, up to 100 nodes), not for exp (gauss, capped at 60).
@@ -159,12 +176,8 @@ fn tensor_moments(arch: &ArchSpec, v: &[Vec<f64>], orders: &[usize], budget_scal
     let n1 = rule.nodes.len();
     let unit = arch.unit();
     let k = v.len();
-    let tree = ProductTree::new(k, orders);
-    // The grid is evaluated in slabs of fixed first coordinate (bounded
-    // memory, in parallel); slab sums are added in slab order, so the result
-    // does not depend on the thread count.
     let slab = n1.pow(dim as u32 - 1);
-    let slabs: Vec<BTreeMap<usize, Vec<f64>>> = (0..n1)
+    (0..n1)
         .into_par_iter()
         .map(|i0| {
             let mut cols = vec![Vec::with_capacity(slab); k];
@@ -191,15 +204,9 @@ fn tensor_moments(arch: &ArchSpec, v: &[Vec<f64>], orders: &[usize], budget_scal
                     idx[j] = 0;
                 }
             }
-            let refs: Vec<&[f64]> = cols.iter().map(|c| c.as_slice()).collect();
-            tree.sums(&refs, Some(&weights))
+            f(&cols, &weights)
         })
-        .collect();
-    let mut total: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
-    for s in slabs {
-        crate::tuples::add_sums(&mut total, s);
-    }
-    total
+        .collect()
 }
 
 /// `E[r^m]` for `r` chi-distributed with `dim` degrees of freedom.
@@ -210,20 +217,31 @@ fn chi_moment(dim: usize, m: usize) -> f64 {
 
 /// relu: `M = E[r^m] avg_sphere prod relu(v_a . theta)`.
 fn relu_moment(v: &[Vec<f64>], t: &[usize], nodes: usize) -> f64 {
-    let dim = v[0].len();
-    let factors: Vec<(Vec<f64>, f64)> = t.iter().map(|&a| (v[a].clone(), 0.0)).collect();
-    let gl = GaussLegendre::new(NonZeroUsize::new(nodes).expect("nodes >= 1"));
-    let rule: Vec<(f64, f64)> = gl.iter().map(|(x, w)| (*x, *w)).collect();
-    chi_moment(dim, t.len()) * sphere_avg(&factors, &rule)
+    relu_moment_pow(v, &t.iter().map(|&a| (a, 1)).collect::<Vec<_>>(), nodes)
 }
 
+/// relu: `M = E[r^m] avg_sphere prod relu(v_a . theta)^p_a` for the factors
+/// `(a, p_a)`, m = sum of the p_a (a point repeated p times is one factor
+/// to the power p: the same zero crossings, once).
+pub(crate) fn relu_moment_pow(v: &[Vec<f64>], t: &[(usize, i32)], nodes: usize) -> f64 {
+    let dim = v[0].len();
+    let factors: Vec<Factor> = t.iter().map(|&(a, p)| (v[a].clone(), 0.0, p)).collect();
+    let gl = GaussLegendre::new(NonZeroUsize::new(nodes).expect("nodes >= 1"));
+    let rule: Vec<(f64, f64)> = gl.iter().map(|(x, w)| (*x, *w)).collect();
+    let m: i32 = t.iter().map(|&(_, p)| p).sum();
+    chi_moment(dim, m as usize) * sphere_avg(&factors, &rule)
+}
+
+/// `relu(c . theta + e)^p` on the sphere: (c, e, p).
+type Factor = (Vec<f64>, f64, i32);
+
 /// Average over theta uniform on the unit sphere of R^D of
-/// `prod_j relu(c_j . theta + e_j)`, D = length of the c_j.
-fn sphere_avg(factors: &[(Vec<f64>, f64)], rule: &[(f64, f64)]) -> f64 {
+/// `prod_j relu(c_j . theta + e_j)^p_j`, D = length of the c_j.
+fn sphere_avg(factors: &[Factor], rule: &[(f64, f64)]) -> f64 {
     let dim = factors[0].0.len();
     match dim {
         1 => {
-            let prod = |s: f64| factors.iter().map(|(c, e)| (s * c[0] + e).max(0.0)).product::<f64>();
+            let prod = |s: f64| factors.iter().map(|(c, e, p)| (s * c[0] + e).max(0.0).powi(*p)).product::<f64>();
             0.5 * (prod(1.0) + prod(-1.0))
         }
         2 => circle_avg(factors, rule),
@@ -232,7 +250,7 @@ fn sphere_avg(factors: &[(Vec<f64>, f64)], rule: &[(f64, f64)]) -> f64 {
             let p = (dim - 2) as i32;
             let z = sin_power_integral(dim - 2);
             let mut cuts = vec![0.0, PI];
-            for (c, e) in factors {
+            for (c, e, _) in factors {
                 let cp = c[..dim - 1].iter().map(|x| x * x).sum::<f64>().sqrt();
                 let cd = c[dim - 1];
                 // psi where |c'| sin psi = +-(cd cos psi + e): a zero set appears or vanishes.
@@ -252,12 +270,12 @@ fn sphere_avg(factors: &[(Vec<f64>, f64)], rule: &[(f64, f64)]) -> f64 {
                     }
                 }
             }
-            if dim == 3 && factors.iter().all(|(_, e)| *e == 0.0) {
+            if dim == 3 && factors.iter().all(|(_, e, _)| *e == 0.0) {
                 // Two great circles cross at +-(c_i x c_j); where their zero
                 // crossings on the inner circle coincide, the inner integral's
                 // third derivative jumps: cut there too.
-                for (i, (ci, _)) in factors.iter().enumerate() {
-                    for (cj, _) in &factors[i + 1..] {
+                for (i, (ci, _, _)) in factors.iter().enumerate() {
+                    for (cj, _, _) in &factors[i + 1..] {
                         let n = [ci[1] * cj[2] - ci[2] * cj[1], ci[2] * cj[0] - ci[0] * cj[2], ci[0] * cj[1] - ci[1] * cj[0]];
                         let norm = (n[0] * n[0] + n[1] * n[1] + n[2] * n[2]).sqrt();
                         if norm > 0.0 {
@@ -278,9 +296,9 @@ fn sphere_avg(factors: &[(Vec<f64>, f64)], rule: &[(f64, f64)]) -> f64 {
                     let psi = lo + (hi - lo) * 0.5 * (1.0 - (PI * s).cos());
                     let jac = (hi - lo) * 0.5 * PI * (PI * s).sin() * 0.5;
                     let (sp, cpsi) = psi.sin_cos();
-                    let sub: Vec<(Vec<f64>, f64)> = factors
+                    let sub: Vec<Factor> = factors
                         .iter()
-                        .map(|(c, e)| (c[..dim - 1].iter().map(|x| x * sp).collect(), c[dim - 1] * cpsi + e))
+                        .map(|(c, e, p)| (c[..dim - 1].iter().map(|x| x * sp).collect(), c[dim - 1] * cpsi + e, *p))
                         .collect();
                     total += wt * jac * sp.powi(p) * sphere_avg(&sub, rule);
                 }
@@ -301,10 +319,10 @@ fn sin_power_integral(p: usize) -> f64 {
 }
 
 /// Circle case of [`sphere_avg`]: each factor is `A cos(phi - phi0) + e`.
-fn circle_avg(factors: &[(Vec<f64>, f64)], rule: &[(f64, f64)]) -> f64 {
+fn circle_avg(factors: &[Factor], rule: &[(f64, f64)]) -> f64 {
     let mut cuts = vec![0.0, 2.0 * PI];
-    let polar: Vec<(f64, f64, f64)> = factors.iter().map(|(c, e)| (c[0].hypot(c[1]), c[1].atan2(c[0]), *e)).collect();
-    for &(a, phi0, e) in &polar {
+    let polar: Vec<(f64, f64, f64, i32)> = factors.iter().map(|(c, e, p)| (c[0].hypot(c[1]), c[1].atan2(c[0]), *e, *p)).collect();
+    for &(a, phi0, e, _) in &polar {
         if a > 0.0 && (e / a).abs() < 1.0 {
             let half = (-e / a).acos();
             cuts.push((phi0 + half).rem_euclid(2.0 * PI));
@@ -312,7 +330,7 @@ fn circle_avg(factors: &[(Vec<f64>, f64)], rule: &[(f64, f64)]) -> f64 {
         }
     }
     cuts.sort_by(f64::total_cmp);
-    let f = |phi: f64| polar.iter().map(|&(a, p0, e)| (a * (phi - p0).cos() + e).max(0.0)).product::<f64>();
+    let f = |phi: f64| polar.iter().map(|&(a, p0, e, p)| (a * (phi - p0).cos() + e).max(0.0).powi(p)).product::<f64>();
     let mut total = 0.0;
     for w in cuts.windows(2) {
         let (lo, hi) = (w[0], w[1]);

@@ -18,6 +18,7 @@ pub mod quad;
 pub mod rng;
 pub mod sampler;
 pub mod tuples;
+pub mod variance;
 
 pub use activation::Activation;
 pub use arch::{ArchSpec, Unit};

@@ -34,6 +34,8 @@ pub struct Deviations {
     pub per_bag: BTreeMap<usize, Vec<Vec<f64>>>,
     /// order -> exact finite-N `G - G_GP` per tuple (docs/physics.md §4).
     pub exact: BTreeMap<usize, Vec<f64>>,
+    /// order -> whether the tuple's bag errors were flagged unreliable (docs/physics.md §10).
+    pub unreliable: BTreeMap<usize, Vec<bool>>,
 }
 
 impl Deviations {
@@ -45,6 +47,11 @@ impl Deviations {
     pub fn mean(&self, order: usize) -> Vec<f64> {
         let b = &self.per_bag[&order];
         (0..b[0].len()).map(|i| b.iter().map(|v| v[i]).sum::<f64>() / b.len() as f64).collect()
+    }
+
+    /// How many tuples of `order` have unreliable bag errors (0 for an order not loaded).
+    pub fn n_unreliable(&self, order: usize) -> usize {
+        self.unreliable.get(&order).map_or(0, |v| v.iter().filter(|&&f| f).count())
     }
 
     /// Standard error of the mean over bags, per tuple.
@@ -66,12 +73,14 @@ pub fn load_deviations(p: &Pipeline, data: &Path, want: &[(String, usize)]) -> R
         let arch = p.arch(a).expect("validated");
         let mut per_bag = BTreeMap::new();
         let mut exact = BTreeMap::new();
+        let mut unreliable = BTreeMap::new();
         for &o in &p.moments.orders {
             let n = tuples(arch.k(), o).len();
             per_bag.insert(o, vec![vec![f64::NAN; n]; p.sample.bags as usize]);
             exact.insert(o, vec![f64::NAN; n]);
+            unreliable.insert(o, vec![false; n]);
         }
-        out.insert((a.clone(), *w), Deviations { per_bag, exact });
+        out.insert((a.clone(), *w), Deviations { per_bag, exact, unreliable });
     }
     // Per-bag values, then the exact deviations: lazy scans that keep only
     // the (arch, width) groups and orders wanted.
@@ -87,10 +96,14 @@ pub fn load_deviations(p: &Pipeline, data: &Path, want: &[(String, usize)]) -> R
         slot[b][tuple_index(arch.k(), t)] = cols.value[r] - gp;
         Ok(())
     })?;
-    let exact = nnqft_frames::collect(&mpath, nnqft_frames::scan(&mpath)?.filter(keep).select([col("arch"), col("width"), col("order"), col("tuple"), col("exact_delta").alias("value")]))?;
+    let exact = nnqft_frames::collect(&mpath, nnqft_frames::scan(&mpath)?.filter(keep).select([col("arch"), col("width"), col("order"), col("tuple"), col("exact_delta").alias("value"), col("unreliable")]))?;
     fill(p, &mpath, &exact, &mut out, |dev, arch, o, t, r, cols| {
+        let i = tuple_index(arch.k(), t);
         if let Some(slot) = dev.exact.get_mut(&o) {
-            slot[tuple_index(arch.k(), t)] = cols.value[r];
+            slot[i] = cols.value[r];
+        }
+        if let Some(slot) = dev.unreliable.get_mut(&o) {
+            slot[i] = cols.flag[r] != 0;
         }
         Ok(())
     })?;
@@ -108,6 +121,7 @@ pub fn load_deviations(p: &Pipeline, data: &Path, want: &[(String, usize)]) -> R
 struct Cols {
     bag: Vec<u32>,
     value: Vec<f64>,
+    flag: Vec<u8>,
 }
 
 /// Calls `f(deviations, arch, order, tuple, row, columns)` for every row of
@@ -127,6 +141,7 @@ fn fill(
     let cols = Cols {
         bag: if df.column("bag").is_ok() { nnqft_frames::u32s(path, df, "bag")? } else { Vec::new() },
         value: nnqft_frames::f64s(path, df, "value")?,
+        flag: if df.column("unreliable").is_ok() { nnqft_frames::u8s(path, df, "unreliable")? } else { Vec::new() },
     };
     for r in 0..df.height() {
         let key = (arch_c[r].clone(), width_c[r] as usize);

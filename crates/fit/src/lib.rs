@@ -70,11 +70,25 @@ pub fn fit_hash(p: &Pipeline) -> String {
         .collect();
     let key = serde_json::json!({
         "fit_version": FIT_VERSION,
+        "tables_version": nnqft_store::keys::TABLES_VERSION,
         "fit": p.fit,
         "archs": p.fit.run.iter().map(|r| p.arch(&r.arch)).collect::<Vec<_>>(),
         "reduce_keys": keys,
     });
     sha256_hex(key.to_string().as_bytes())
+}
+
+/// Marks a coupling fitted from tuples whose bag errors the moments stage
+/// flagged unreliable (docs/physics.md §10): their count, and a note that
+/// the coupling's error bar understates the true error.
+pub fn mark_unreliable(c: &mut CouplingRow, dev: &Deviations) {
+    let n = dev.n_unreliable(c.order);
+    c.n_unreliable = n;
+    if n > 0 {
+        let total = dev.unreliable.get(&c.order).map_or(0, Vec::len);
+        let msg = format!("{n} of {total} {}-point tuples have unreliable bag errors (docs/physics.md §10): the error bars understate the true error", c.order);
+        c.note = Some(c.note.take().map_or(msg.clone(), |n| format!("{n}; {msg}")));
+    }
 }
 
 /// The fit stage's section of the run report: the printed coupling tables
@@ -132,7 +146,11 @@ pub fn run(p: &Pipeline, data: &Path, opts: &Options) -> Result<Outputs> {
         let tpl = templates_for(arch, r.cutoff, r.propagator, six)?;
         let whole = if arch.activation == Activation::Gauss { Some(templates_for(arch, f64::INFINITY, Propagator::Weight, six)?) } else { None };
         for w in run_widths(p, r) {
-            let out = fit_run(p, r, w, &devs[&(r.arch.clone(), w)], &tpl, whole.as_ref())?;
+            let dev = &devs[&(r.arch.clone(), w)];
+            let mut out = fit_run(p, r, w, dev, &tpl, whole.as_ref())?;
+            for c in &mut out.couplings {
+                mark_unreliable(c, dev);
+            }
             couplings.extend(out.couplings);
             predictions.extend(out.predictions);
         }

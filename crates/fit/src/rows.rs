@@ -44,6 +44,9 @@ pub struct CouplingRow {
     /// test errors measure the interaction rather than the noise.
     pub resolved: bool,
     pub note: Option<String>,
+    /// Tuples of this order whose bag errors the moments stage flagged
+    /// unreliable (docs/physics.md §10): the error bars then understate.
+    pub n_unreliable: usize,
 }
 
 /// The signal-to-noise ratio below which a fit's data are called unresolved
@@ -91,6 +94,7 @@ impl CouplingRow {
             signal_test: f64::NAN,
             resolved: true,
             note: None,
+            n_unreliable: 0,
         }
     }
 }

@@ -74,7 +74,8 @@ pub(crate) fn write_couplings(path: &Path, rows: &[CouplingRow], footer: &serde_
     }
     t.u8("identifiable", rows.iter().map(|r| r.identifiable as u8).collect())
         .u8("resolved", rows.iter().map(|r| r.resolved as u8).collect())
-        .opt_utf8("note", rows.iter().map(|r| r.note.clone()).collect());
+        .opt_utf8("note", rows.iter().map(|r| r.note.clone()).collect())
+        .u32("n_unreliable", rows.iter().map(|r| r.n_unreliable as u32).collect());
     t.write(path, footer)
 }
 
@@ -101,6 +102,7 @@ pub fn read_back(path: &Path) -> Result<Vec<CouplingRow>> {
         let order = column::<UInt8Array>(path, &b, "order")?;
         let ident = column::<UInt8Array>(path, &b, "identifiable")?;
         let resolved = column::<UInt8Array>(path, &b, "resolved")?;
+        let unreliable = column::<UInt32Array>(path, &b, "n_unreliable")?;
         let (n_train, n_test) = (column::<UInt32Array>(path, &b, "n_train")?, column::<UInt32Array>(path, &b, "n_test")?);
         let g = |n: &str, i: usize| f(n).map(|c| c.value(i));
         for i in 0..b.num_rows() {
@@ -119,6 +121,7 @@ pub fn read_back(path: &Path) -> Result<Vec<CouplingRow>> {
             (r.signal_train, r.signal_test) = (g("signal_train", i)?, g("signal_test", i)?);
             r.identifiable = ident.value(i) != 0;
             r.resolved = resolved.value(i) != 0;
+            r.n_unreliable = unreliable.value(i) as usize;
             (r.n_train, r.n_test) = (n_train.value(i) as usize, n_test.value(i) as usize);
             r.note = (!note.is_null(i)).then(|| note.value(i).to_string());
             out.push(r);

@@ -84,7 +84,7 @@ fn m1_deviations(arch: &ArchSpec, tpl: &Templates, lambda0: f64) -> Deviations {
     let ts = tuples(arch.k(), 4);
     let exact: Vec<f64> = ts.iter().map(|t| lambda0 * quartic_templates(tpl, t)[0]).collect();
     let (bags, _, _) = synth(&exact, 10, 0.01, 3);
-    Deviations { per_bag: BTreeMap::from([(4, bags)]), exact: BTreeMap::from([(4, exact)]) }
+    Deviations { per_bag: BTreeMap::from([(4, bags)]), exact: BTreeMap::from([(4, exact)]), unreliable: BTreeMap::new() }
 }
 
 #[test]
@@ -157,7 +157,7 @@ fn unresolved_signal_is_flagged_and_not_ranked() {
         let scale = shape.iter().fold(0.0f64, |m, v| m.max(v.abs()));
         let truth: Vec<f64> = shape.iter().map(|v| amplitude / 10f64.sqrt() * v.signum() * scale).collect();
         let bags: Vec<Vec<f64>> = (0..10).map(|_| truth.iter().map(|t| t + scale * Distribution::<f64>::sample(&StandardNormal, &mut rng)).collect()).collect();
-        let dev = Deviations { per_bag: BTreeMap::from([(4, bags)]), exact: BTreeMap::from([(4, truth.clone())]) };
+        let dev = Deviations { per_bag: BTreeMap::from([(4, bags)]), exact: BTreeMap::from([(4, truth.clone())]), unreliable: BTreeMap::new() };
         let out = fit_run(&p, &run, 5, &dev, &tpl, None).unwrap();
         for r in &out.couplings {
             assert_eq!(r.resolved, resolved, "{} at amplitude {amplitude}: signal {} / {}", r.model, r.signal_train, r.signal_test);

@@ -122,6 +122,10 @@ pub struct LayerRow {
     pub kurtosis_exact: f64,
     /// (kurtosis - best prediction) / stderr; best = exact where known, else the recursion.
     pub z: f64,
+    /// Heavy tails seen in the data (no exact variance for deep nets): one bag
+    /// dominates the spread of the bags' E z^2 or E z^4 (Grubbs' test at
+    /// [`crate::FLAG_ALPHA`]); None when no bag does.
+    pub unreliable: Option<String>,
 }
 
 /// The rows of one reduced deep (arch, width).
@@ -141,6 +145,11 @@ pub fn layer_rows(arch: &ArchSpec, r: &LayerReduced) -> Vec<LayerRow> {
             let th = theory[point][layer - 1];
             let exact = th.exact;
             let best = if exact.is_finite() { exact } else { th.kurtosis };
+            let unreliable = [("E z^2", 0usize), ("E z^4", 1)].into_iter().find_map(|(name, i)| {
+                let v: Vec<f64> = col.iter().map(|&(m2, m4)| if i == 0 { m2 } else { m4 }).collect();
+                let (g, crit) = nnqft_stats::grubbs(&v, crate::FLAG_ALPHA);
+                (g > crit).then(|| format!("one bag dominates {name} (Grubbs {g:.2} > {crit:.2})"))
+            });
             LayerRow {
                 arch: arch.name.clone(),
                 activation: arch.activation.name().to_string(),
@@ -159,6 +168,7 @@ pub fn layer_rows(arch: &ArchSpec, r: &LayerReduced) -> Vec<LayerRow> {
                 kurtosis_theory: th.kurtosis,
                 kurtosis_exact: exact,
                 z: (kurt - best) / kurt_se,
+                unreliable,
             }
         })
         .collect();
@@ -191,6 +201,8 @@ pub fn write_layers(path: &Path, rows: &[LayerRow], footer: &serde_json::Value) 
     for (name, f) in cols {
         t.f64(name, rows.iter().map(f).collect());
     }
+    t.u8("unreliable", rows.iter().map(|r| r.unreliable.is_some() as u8).collect())
+        .opt_utf8("unreliable_reason", rows.iter().map(|r| r.unreliable.clone()).collect());
     t.write(path, footer)
 }
 

@@ -13,6 +13,7 @@ pub mod section;
 
 use anyhow::Result;
 use nnqft_core::exact::{Accuracy, ExactTheory};
+use nnqft_core::variance::EstimatorVariance;
 use nnqft_core::tuples::tuples;
 use nnqft_core::{Activation, Pipeline};
 use nnqft_store::tables::Table;
@@ -56,12 +57,45 @@ pub struct TupleRow {
     pub exact_m: f64,
     /// (delta - exact_delta) / stderr.
     pub z_exact: f64,
+    /// Exact standard error of `mean` for the run's nets: sqrt(Var X_t / (bags nets_per_bag)) (docs/physics.md §10).
+    pub exact_stderr: f64,
+    /// Exact expected background: sqrt(Var X_t / nets_per_bag) / |gp|.
+    pub exact_background: f64,
+    /// (delta - exact_delta) / exact_stderr.
+    pub z_exact_stderr: f64,
+    /// bag_std over its exact value sqrt(Var X_t / nets_per_bag).
+    pub spread_ratio: f64,
+    /// Grubbs' statistic of the bag values (max |G^b - mean| / bag_std).
+    pub grubbs: f64,
+    /// Why the bag error bar of this tuple cannot be trusted; None when it can.
+    pub unreliable: Option<String>,
+}
+
+/// A bag spread below this fraction of the exact one (and significantly so) marks a tuple unreliable.
+pub const LOW_SPREAD: f64 = 0.5;
+/// Significance of both per-tuple checks (low spread, Grubbs outlier bag).
+pub const FLAG_ALPHA: f64 = 1e-3;
+
+/// The reason a tuple's bag errors cannot be trusted, if any: the bag
+/// spread far below its exact value (`spread_ratio < LOW_SPREAD`, with
+/// probability below `FLAG_ALPHA` for Gaussian bags), or one bag that
+/// dominates the spread (Grubbs' test at `FLAG_ALPHA`).
+pub fn unreliable_reason(spread_ratio: f64, grubbs: (f64, f64), bags: usize) -> Option<String> {
+    if spread_ratio < LOW_SPREAD && nnqft_stats::low_spread_p(spread_ratio, bags) < FLAG_ALPHA {
+        return Some(format!("bag spread {spread_ratio:.2} of exact"));
+    }
+    if grubbs.0 > grubbs.1 {
+        return Some(format!("one bag dominates (Grubbs {:.2} > {:.2})", grubbs.0, grubbs.1));
+    }
+    None
 }
 
 /// The rows of `moments.parquet` for one reduced (arch, width).
-pub fn tuple_rows(p: &Pipeline, r: &Reduced, th: &ExactTheory) -> Vec<TupleRow> {
+pub fn tuple_rows(p: &Pipeline, r: &Reduced, th: &ExactTheory, ev: &EstimatorVariance) -> Vec<TupleRow> {
     let arch = p.arch(&r.arch).expect("reduced arch is in the pipeline");
     let b = r.bags.len() as f64;
+    let var = ev.at_width(r.width);
+    let nets = p.sample.nets_per_bag as f64;
     let mut rows = Vec::new();
     for &order in &p.moments.orders {
         for (i, t) in tuples(arch.k(), order).into_iter().enumerate() {
@@ -71,6 +105,10 @@ pub fn tuple_rows(p: &Pipeline, r: &Reduced, th: &ExactTheory) -> Vec<TupleRow> 
             let gp = th.gp(&t);
             let exact_delta = th.delta(&t, r.width);
             let delta = mean - gp;
+            let exact_bag_std = (var.var(&t) / nets).sqrt();
+            let exact_stderr = exact_bag_std / b.sqrt();
+            let spread_ratio = bag_std / exact_bag_std;
+            let g = nnqft_stats::grubbs(&vals, FLAG_ALPHA);
             rows.push(TupleRow {
                 arch: r.arch.clone(),
                 width: r.width,
@@ -86,6 +124,12 @@ pub fn tuple_rows(p: &Pipeline, r: &Reduced, th: &ExactTheory) -> Vec<TupleRow> 
                 exact_delta,
                 exact_m: ratio(exact_delta, gp),
                 z_exact: (delta - exact_delta) / stderr,
+                exact_stderr,
+                exact_background: ratio(exact_bag_std, gp.abs()),
+                z_exact_stderr: (delta - exact_delta) / exact_stderr,
+                spread_ratio,
+                grubbs: g.0,
+                unreliable: unreliable_reason(spread_ratio, g, r.bags.len()),
             });
         }
     }
@@ -112,9 +156,22 @@ pub struct SummaryRow {
     pub slope_vs_n_stderr: f64,
     /// The same slope for mean_abs_exact_m over the same widths.
     pub exact_slope_vs_n: f64,
-    /// Whether this width entered the slope fit (mean_abs_m > 3 mean_background / sqrt(bags)).
+    /// Whether this width entered the slope fit (mean_abs_m > 3 mean_background / sqrt(bags),
+    /// and at most half of its tuples unreliable).
     pub resolved: bool,
     pub note: Option<String>,
+    /// Mean over tuples of exact_stderr.
+    pub mean_exact_stderr: f64,
+    /// Mean over tuples of exact_background.
+    pub mean_exact_background: f64,
+    /// mean_background / mean_exact_background: near 1 when the bag errors are honest.
+    pub background_ratio: f64,
+    /// Fraction of tuples with |mean - exact| within 1 exact_stderr (0.683 for honest Gaussian errors).
+    pub coverage_1: f64,
+    /// The same within 2 exact_stderr (0.954).
+    pub coverage_2: f64,
+    /// Tuples flagged unreliable.
+    pub n_unreliable: usize,
 }
 
 /// mean over tuples of |mean_b G^b - gp| / |gp|, using only the bags in `keep`.
@@ -160,7 +217,10 @@ pub fn summary_rows(p: &Pipeline, arch_name: &str, reduced: &[&Reduced], rows: &
                 )
             })
             .collect();
-        let resolved: Vec<bool> = stats.iter().map(|s| order > 2 && s.0 > 3.0 * s.1 / (nb as f64).sqrt()).collect();
+        let flagged: Vec<usize> = per_width.iter().map(|(_, ts)| ts.iter().filter(|t| t.unreliable.is_some()).count()).collect();
+        let trusted: Vec<bool> = per_width.iter().zip(&flagged).map(|((_, ts), &f)| 2 * f <= ts.len()).collect();
+        let above: Vec<bool> = stats.iter().map(|s| order > 2 && s.0 > 3.0 * s.1 / (nb as f64).sqrt()).collect();
+        let resolved: Vec<bool> = above.iter().zip(&trusted).map(|(a, t)| *a && *t).collect();
         let sel: Vec<usize> = (0..per_width.len()).filter(|&i| resolved[i]).collect();
         let (mut slope, mut slope_se, mut exact_slope) = (f64::NAN, f64::NAN, f64::NAN);
         if sel.len() >= 2 && nb >= 2 {
@@ -174,8 +234,19 @@ pub fn summary_rows(p: &Pipeline, arch_name: &str, reduced: &[&Reduced], rows: &
             slope_se = jackknife(nb, fit).1;
             exact_slope = ols_slope(&x, &sel.iter().map(|&i| stats[i].2.ln()).collect::<Vec<_>>());
         }
+        let n_distrusted = trusted.iter().filter(|t| !**t).count();
+        let distrust = (n_distrusted > 0).then(|| {
+            format!(
+                "{n_distrusted} of {} widths have most tuples flagged unreliable (bag errors far below the exact ones, docs/physics.md §10): left out of the slope",
+                trusted.len()
+            )
+        });
         let note = match (arch.activation, order) {
             (_, 2) => Some("two-point function is exactly the GP kernel at every width: m_2 is noise".to_string()),
+            _ if distrust.is_some() && arch.activation == Activation::Gauss => {
+                Some(format!("gauss-net: lognormal output tails; {}", distrust.clone().expect("some")))
+            }
+            _ if distrust.is_some() => distrust.clone(),
             (Activation::Gauss, 6) => Some(
                 "gauss-net: lognormal output tails; the 6-point function needs far more nets than erf or relu for the same relative error"
                     .to_string(),
@@ -186,6 +257,10 @@ pub fn summary_rows(p: &Pipeline, arch_name: &str, reduced: &[&Reduced], rows: &
         for (i, ((r, ts), s)) in per_width.iter().zip(&stats).enumerate() {
             let gps: Vec<f64> = ts.iter().map(|t| t.gp).collect();
             let mean_abs_m_stderr = jackknife(nb, |keep| mean_abs_m(r, order, &gps, keep)).1;
+            let n = ts.len() as f64;
+            let mean_of = |f: fn(&TupleRow) -> f64| ts.iter().map(|t| f(t)).sum::<f64>() / n;
+            let within = |k: f64| ts.iter().filter(|t| t.z_exact_stderr.abs() <= k).count() as f64 / n;
+            let mean_exact_background = mean_of(|t| t.exact_background);
             out.push(SummaryRow {
                 arch: arch_name.to_string(),
                 width: r.width,
@@ -201,6 +276,12 @@ pub fn summary_rows(p: &Pipeline, arch_name: &str, reduced: &[&Reduced], rows: &
                 exact_slope_vs_n: exact_slope,
                 resolved: resolved[i],
                 note: note.clone(),
+                mean_exact_stderr: mean_of(|t| t.exact_stderr),
+                mean_exact_background,
+                background_ratio: s.1 / mean_exact_background,
+                coverage_1: within(1.0),
+                coverage_2: within(2.0),
+                n_unreliable: flagged[i],
             });
         }
     }
@@ -328,35 +409,36 @@ fn run_single_layer(p: &Pipeline, data: &Path, opts: &Options) -> Result<Outputs
     // The exact theory first (seconds of quadrature per arch), with its own progress, so that
     // the reading bar ends when the stage is nearly done.
     let progress = nnqft_cli::Progress::new(&format!("exact theory {}", p.name), p.sample.arch.len() as u64, "archs");
-    let timed: Vec<(ExactTheory, f64)> = p
+    let timed: Vec<((ExactTheory, EstimatorVariance), f64)> = p
         .sample
         .arch
         .par_iter()
         .map(|a| {
             let start = std::time::Instant::now();
             let th = ExactTheory::for_orders(a, &p.moments.orders, Accuracy::default());
+            let ev = EstimatorVariance::new(a, &p.moments.orders, Accuracy::default());
             progress.inc(1);
-            (th, start.elapsed().as_secs_f64())
+            ((th, ev), start.elapsed().as_secs_f64())
         })
         .collect();
     progress.finish();
     for (a, (_, secs)) in p.sample.arch.iter().zip(&timed) {
         if *secs > SLOW_THEORY_SECS {
             eprintln!(
-                "nnqft-moments: note: the exact theory of {} took {secs:.1} s (quadrature over the d_in + 1 = {} parameters of one unit for orders {:?}); it is computed once per run",
+                "nnqft-moments: note: the exact theory of {} took {secs:.1} s (quadrature over the d_in + 1 = {} parameters of one unit for orders {:?} and twice them for the estimator variance); it is computed once per run",
                 a.name,
                 a.d_in + 1,
                 p.moments.orders
             );
         }
     }
-    let theories: Vec<ExactTheory> = timed.into_iter().map(|(th, _)| th).collect();
+    let (theories, variances): (Vec<ExactTheory>, Vec<EstimatorVariance>) = timed.into_iter().map(|(th, _)| th).unzip();
     let (reduced, cached) = reduce_all(p, data, opts.force)?;
     let mut rows = Vec::new();
     let mut summary = Vec::new();
     for (ai, arch) in p.sample.arch.iter().enumerate() {
         let mine: Vec<&Reduced> = reduced.iter().filter(|r| r.arch == arch.name).collect();
-        let arch_rows: Vec<TupleRow> = mine.par_iter().flat_map_iter(|r| tuple_rows(p, r, &theories[ai])).collect();
+        let arch_rows: Vec<TupleRow> = mine.par_iter().flat_map_iter(|r| tuple_rows(p, r, &theories[ai], &variances[ai])).collect();
         summary.extend(summary_rows(p, &arch.name, &mine, &arch_rows));
         rows.extend(arch_rows);
     }
@@ -420,7 +502,7 @@ fn write_tables(p: &Pipeline, data: &Path, rows: &[TupleRow], summary: &[Summary
         .u32("width", rows.iter().map(|r| r.width as u32).collect())
         .u8("order", rows.iter().map(|r| r.order as u8).collect())
         .list_u16("tuple", &rows.iter().map(|r| tup(&r.tuple)).collect::<Vec<_>>());
-    let cols: [(&str, fn(&TupleRow) -> f64); 11] = [
+    let cols: [(&str, fn(&TupleRow) -> f64); 16] = [
         ("mean", |r| r.mean),
         ("stderr", |r| r.stderr),
         ("bag_std", |r| r.bag_std),
@@ -432,10 +514,17 @@ fn write_tables(p: &Pipeline, data: &Path, rows: &[TupleRow], summary: &[Summary
         ("exact_m", |r| r.exact_m),
         ("z_exact", |r| r.z_exact),
         ("exact_delta_over_stderr", |r| r.exact_delta / r.stderr),
+        ("exact_stderr", |r| r.exact_stderr),
+        ("exact_background", |r| r.exact_background),
+        ("z_exact_stderr", |r| r.z_exact_stderr),
+        ("spread_ratio", |r| r.spread_ratio),
+        ("grubbs", |r| r.grubbs),
     ];
     for (name, f) in cols {
         t.f64(name, rows.iter().map(f).collect());
     }
+    t.u8("unreliable", rows.iter().map(|r| r.unreliable.is_some() as u8).collect())
+        .opt_utf8("unreliable_reason", rows.iter().map(|r| r.unreliable.clone()).collect());
     t.write(&data.join("moments.parquet"), footer)?;
 
     let mut b = Table::default();
@@ -472,7 +561,13 @@ fn write_tables(p: &Pipeline, data: &Path, rows: &[TupleRow], summary: &[Summary
         .f64("slope_vs_N_stderr", summary.iter().map(|r| r.slope_vs_n_stderr).collect())
         .f64("exact_slope_vs_N", summary.iter().map(|r| r.exact_slope_vs_n).collect())
         .u8("resolved", summary.iter().map(|r| r.resolved as u8).collect())
-        .opt_utf8("note", summary.iter().map(|r| r.note.clone()).collect());
+        .opt_utf8("note", summary.iter().map(|r| r.note.clone()).collect())
+        .f64("mean_exact_stderr", summary.iter().map(|r| r.mean_exact_stderr).collect())
+        .f64("mean_exact_background", summary.iter().map(|r| r.mean_exact_background).collect())
+        .f64("background_ratio", summary.iter().map(|r| r.background_ratio).collect())
+        .f64("coverage_1", summary.iter().map(|r| r.coverage_1).collect())
+        .f64("coverage_2", summary.iter().map(|r| r.coverage_2).collect())
+        .u32("n_unreliable", summary.iter().map(|r| r.n_unreliable as u32).collect());
     s.write(&data.join("summary.parquet"), footer)
 }
 
@@ -481,7 +576,11 @@ fn write_tables(p: &Pipeline, data: &Path, rows: &[TupleRow], summary: &[Summary
 pub fn format_summary(summary: &[SummaryRow]) -> String {
     use std::fmt::Write;
     let mut s = String::new();
-    let _ = writeln!(s, "{:<14} {:>5} {:>6} {:>11} {:>11} {:>11} {:>8}", "arch", "order", "width", "mean|m|", "exact|m|", "background", "chi2/n");
+    let _ = writeln!(
+        s,
+        "{:<14} {:>5} {:>6} {:>11} {:>11} {:>11} {:>11} {:>8} {:>5} {:>9}",
+        "arch", "order", "width", "mean|m|", "exact|m|", "background", "exact bg", "chi2/n", "cov1", "unreliable"
+    );
     let mut last: Option<(&str, usize)> = None;
     for r in summary {
         if let Some((a, o)) = last
@@ -492,14 +591,17 @@ pub fn format_summary(summary: &[SummaryRow]) -> String {
         last = Some((&r.arch, r.order));
         let _ = writeln!(
             s,
-            "{:<14} {:>5} {:>6} {:>11.3e} {:>11.3e} {:>11.3e} {:>8.2}",
+            "{:<14} {:>5} {:>6} {:>11.3e} {:>11.3e} {:>11.3e} {:>11.3e} {:>8.2} {:>5.2} {:>9}",
             r.arch,
             r.order,
             r.width,
             r.mean_abs_m,
             r.mean_abs_exact_m,
             r.mean_background,
-            r.chi2_exact / r.n_tuples as f64
+            r.mean_exact_background,
+            r.chi2_exact / r.n_tuples as f64,
+            r.coverage_1,
+            if r.n_unreliable == 0 { "-".to_string() } else { format!("{}/{}", r.n_unreliable, r.n_tuples) }
         );
     }
     if let Some((a, o)) = last {

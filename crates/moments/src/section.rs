@@ -15,8 +15,13 @@ pub fn markdown(p: &Pipeline, out: &Outputs, plots: &[&str]) -> String {
             s,
             "Per (arch, order, width): the mean over input tuples of |m_n| = |mean G_n - GP| / |GP| with its delete-one-bag \
              jackknife error, the same mean of the exact finite-N deviation (docs/physics.md §4), the background \
-             (statistical floor: mean stderr / |GP|) and chi2/n of the measurement against the exact theory. A width \
-             is *resolved* when mean |m| exceeds 3 background / sqrt(bags); slopes use the resolved widths only. \
+             (statistical floor: the spread of G over bags / |GP|) beside its exact expected value (docs/physics.md §10), \
+             chi2/n of the measurement against the exact theory with the bag errors, and the coverage: the fraction of \
+             tuples within 1 and 2 exact standard errors of the exact prediction (0.68 and 0.95 for honest Gaussian errors; \
+             the tuples of one width are strongly correlated, so a width often sits wholly inside or outside). A tuple is \
+             *unreliable* when its bag spread is below half its exact value (p < 0.001 for Gaussian bags) or one bag \
+             dominates it (Grubbs' test, p < 0.001). A width is *resolved* when mean |m| exceeds 3 background / sqrt(bags) \
+             and at most half its tuples are unreliable; slopes use the resolved widths only. \
              {} bags of {} nets per (arch, width).\n",
             p.sample.bags, p.sample.nets_per_bag
         );
@@ -29,7 +34,7 @@ pub fn markdown(p: &Pipeline, out: &Outputs, plots: &[&str]) -> String {
             }
         }
         s.push_str(&nnqft_report::table(
-            &["arch", "order", "N", "tuples", "mean abs m", "stderr", "exact mean abs m", "background", "chi2/n", "resolved"],
+            &["arch", "order", "N", "tuples", "mean abs m", "stderr", "exact mean abs m", "background", "exact background", "chi2/n", "cov 1", "cov 2", "unreliable", "resolved"],
             out.summary.iter().map(|r| {
                 vec![
                     r.arch.clone(),
@@ -40,11 +45,17 @@ pub fn markdown(p: &Pipeline, out: &Outputs, plots: &[&str]) -> String {
                     num(r.mean_abs_m_stderr),
                     num(r.mean_abs_exact_m),
                     num(r.mean_background),
+                    num(r.mean_exact_background),
                     num(r.chi2_exact / r.n_tuples as f64),
+                    format!("{:.2}", r.coverage_1),
+                    format!("{:.2}", r.coverage_2),
+                    if r.n_unreliable == 0 { "-".to_string() } else { format!("**{}/{}**", r.n_unreliable, r.n_tuples) },
                     (if r.resolved { "yes" } else { "no" }).to_string(),
                 ]
             }),
         ));
+        let _ = writeln!(s, "\n### Error bars against the exact variance\n");
+        let _ = writeln!(s, "{}", honesty(&out.summary));
         let _ = writeln!(s, "\n### Slopes of mean |m_n| against N, and notes\n");
         let mut keys: Vec<(&str, usize)> = out.summary.iter().map(|r| (r.arch.as_str(), r.order)).collect();
         keys.dedup();
@@ -80,6 +91,29 @@ pub fn markdown(p: &Pipeline, out: &Outputs, plots: &[&str]) -> String {
         if plots.contains(&"layers") {
             let _ = writeln!(s, "\n![per-layer kurtosis and kernel](plots/layers.png)\n\n*Excess kurtosis and K against the layer, input point 0, with error bars and the recursion (lines).*\n");
         }
+    }
+    s
+}
+
+/// One line per (arch, order): measured over exact background (range over
+/// the widths) and the flagged tuples, so a reader sees at once whether the
+/// printed error bars can be trusted.
+fn honesty(summary: &[SummaryRow]) -> String {
+    let mut s = String::new();
+    let mut keys: Vec<(&str, usize)> = summary.iter().map(|r| (r.arch.as_str(), r.order)).collect();
+    keys.dedup();
+    for (arch, order) in keys {
+        let rows: Vec<&SummaryRow> = summary.iter().filter(|r| r.arch == arch && r.order == order).collect();
+        let ratios: Vec<f64> = rows.iter().map(|r| r.background_ratio).filter(|x| x.is_finite()).collect();
+        let (lo, hi) = ratios.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| (a.min(x), b.max(x)));
+        let flagged: usize = rows.iter().map(|r| r.n_unreliable).sum();
+        let total: usize = rows.iter().map(|r| r.n_tuples).sum();
+        let verdict = if flagged == 0 {
+            "no tuple flagged".to_string()
+        } else {
+            format!("**{flagged} of {total} tuples flagged unreliable**: their error bars understate the true error")
+        };
+        let _ = writeln!(s, "- {arch}, n = {order}: measured / exact background {} to {} over the widths; {verdict}", num(lo), num(hi));
     }
     s
 }

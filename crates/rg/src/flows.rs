@@ -58,6 +58,7 @@ pub fn cutoff_flow(arch: &ArchSpec, prop: Propagator, cutoffs: &[f64], devs: &[(
                 stderr: e.stderr(),
                 exact: e.exact,
                 quad_rel_err: *qerr,
+                n_unreliable: 0,
             });
             ests.push(e);
         }
@@ -161,6 +162,7 @@ pub fn sigma_w_flow(archs: &[&ArchSpec], width: usize, devs: &[&Deviations], six
                 stderr: e.stderr(),
                 exact: e.exact,
                 quad_rel_err: whole[i].max_rel_err(),
+                n_unreliable: 0,
             });
             series.entry(name).or_default().push(e);
         }

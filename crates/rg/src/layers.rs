@@ -115,6 +115,7 @@ pub fn layer_flow(arch: &ArchSpec, width: usize, bags: &LayerBags) -> Result<(Ve
                 stderr,
                 exact: exact(l),
                 quad_rel_err: f64::NAN,
+                n_unreliable: 0,
             });
         }
         if ls.len() < 3 {

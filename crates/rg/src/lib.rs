@@ -73,7 +73,7 @@ pub fn rg_hash(p: &Pipeline) -> String {
     for a in p.deep_archs() {
         keys.extend(p.widths_of(a).iter().map(|&w| nnqft_store::keys::layers_key(p, a, w)));
     }
-    let key = serde_json::json!({"rg_version": RG_VERSION, "rg": p.rg, "reduce_keys": keys});
+    let key = serde_json::json!({"rg_version": RG_VERSION, "tables_version": nnqft_store::keys::TABLES_VERSION, "rg": p.rg, "reduce_keys": keys});
     sha256_hex(key.to_string().as_bytes())
 }
 
@@ -142,6 +142,10 @@ pub fn run(p: &Pipeline, data: &Path, opts: &Options) -> Result<Outputs> {
             slopes.extend(s);
             progress.inc(1);
         }
+    }
+    for r in &mut flow {
+        let order = if r.coupling == "u6" { 6 } else { 4 };
+        r.n_unreliable = devs.get(&(r.arch.clone(), r.width)).map_or(0, |d| d.n_unreliable(order));
     }
     if deep {
         let (f, s) = layers::layer_flows(p, data)?;

@@ -113,6 +113,22 @@ pub fn format_report(p: &Pipeline, flow: &[FlowRow], slopes: &[SlopeRow], plots:
              says the slope tends to, `seed` what the reference talks claim (docs/physics.md §9). Nothing is tuned toward either.\n"
         );
     }
+    let mut shaky: Vec<String> = flow
+        .iter()
+        .filter(|r| r.n_unreliable > 0)
+        .map(|r| format!("{} N = {} ({})", r.arch, r.width, r.coupling))
+        .collect();
+    shaky.sort();
+    shaky.dedup();
+    if !shaky.is_empty() {
+        let _ = writeln!(
+            s,
+            "**Unreliable error bars:** the flows of {} use tuples whose bag errors the moments stage flagged \
+             (bag spread far below the exact one, docs/physics.md §10; `n_unreliable` in flow.parquet): their error \
+             bars and slope errors understate the true error.\n",
+            shaky.join(", ")
+        );
+    }
     for (kind, title) in [
         ("cutoff", "Cutoff flow: lambda_bar(L) (docs/physics.md §7)"),
         ("sigma_w", "sigma_W flow: u4, u6 (docs/physics.md §6, reference talk 001)"),

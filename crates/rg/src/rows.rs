@@ -19,6 +19,9 @@ pub struct FlowRow {
     pub exact: f64,
     /// Largest estimated relative quadrature error of the integrals.
     pub quad_rel_err: f64,
+    /// Tuples behind this value whose bag errors the moments stage flagged
+    /// unreliable (docs/physics.md §10); 0 for the deep layer flow.
+    pub n_unreliable: usize,
 }
 
 /// One row of `slopes.parquet`.

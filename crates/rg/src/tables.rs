@@ -17,7 +17,8 @@ pub(crate) fn write_flow(path: &Path, rows: &[FlowRow], footer: &serde_json::Val
         .f64("value", rows.iter().map(|r| r.value).collect())
         .f64("stderr", rows.iter().map(|r| r.stderr).collect())
         .f64("exact", rows.iter().map(|r| r.exact).collect())
-        .f64("quad_rel_err", rows.iter().map(|r| r.quad_rel_err).collect());
+        .f64("quad_rel_err", rows.iter().map(|r| r.quad_rel_err).collect())
+        .u32("n_unreliable", rows.iter().map(|r| r.n_unreliable as u32).collect());
     t.write(path, footer)
 }
 

@@ -20,7 +20,7 @@ fn exact_deviations(arch: &ArchSpec, n: usize, orders: &[usize]) -> Deviations {
         per_bag.insert(o, (0..4).map(|b| v.iter().map(|x| x * (1.0 + 1e-9 * b as f64)).collect()).collect());
         exact.insert(o, v);
     }
-    Deviations { per_bag, exact }
+    Deviations { per_bag, exact, unreliable: BTreeMap::new() }
 }
 
 fn slope_of<'a>(rows: &'a [nnqft_rg::SlopeRow], quantity: &str, range: &str) -> &'a nnqft_rg::SlopeRow {

@@ -3,7 +3,7 @@
 //! The statistics the stages share. Every error bar in nnqft comes from the
 //! spread over independent bags of nets: [`stderr`] of a per-bag quantity, or
 //! the delete-one-bag [`jackknife`] of a non-linear one (a slope, a ratio).
-//! No I/O, no dependencies.
+//! No I/O; distribution functions from statrs.
 
 /// Mean and standard deviation (ddof 1; NaN for one value).
 ///
@@ -115,4 +115,47 @@ pub fn wls_line(x: &[f64], y: &[f64], w: &[f64]) -> (f64, f64, f64) {
     let icpt = my - slope * mx;
     let chi2 = x.iter().zip(y).zip(w).map(|((a, b), c)| c * (b - icpt - slope * a).powi(2)).sum();
     (slope, icpt, chi2)
+}
+
+/// Lower-tail probability that `bags` Gaussian bag means show a sample
+/// standard deviation at most `ratio` times their true one:
+/// `P(chi2_{B-1} <= (B-1) ratio^2)`. NaN below two bags.
+///
+/// ```
+/// // 10 bags: a spread below half the true one happens 1.3 % of the time (chi2_9 <= 2.25).
+/// let p = nnqft_stats::low_spread_p(0.5, 10);
+/// assert!((p - 0.0131306).abs() < 1e-6);
+/// ```
+pub fn low_spread_p(ratio: f64, bags: usize) -> f64 {
+    use statrs::distribution::{ChiSquared, ContinuousCDF};
+    if bags < 2 || !ratio.is_finite() {
+        return f64::NAN;
+    }
+    let dof = (bags - 1) as f64;
+    ChiSquared::new(dof).expect("dof > 0").cdf(dof * ratio * ratio)
+}
+
+/// Grubbs' outlier statistic of a sample, `max_i |x_i - mean| / std`, and
+/// its critical value at significance `alpha` for a Gaussian sample of this
+/// size (two-sided): a larger statistic says one value (one bag) dominates
+/// the spread, the mark of heavy tails. NaN below three values.
+///
+/// ```
+/// let (g, crit) = nnqft_stats::grubbs(&[0.1, -0.2, 0.05, 0.0, 0.15, -0.1, 0.02, -0.05, 0.08, 9.0], 1e-3);
+/// assert!(g > crit);
+/// let (g, crit) = nnqft_stats::grubbs(&[0.1, -0.2, 0.05, 0.0, 0.15, -0.1, 0.02, -0.05, 0.08, 0.3], 1e-3);
+/// assert!(g < crit);
+/// ```
+pub fn grubbs(v: &[f64], alpha: f64) -> (f64, f64) {
+    use statrs::distribution::{ContinuousCDF, StudentsT};
+    let n = v.len();
+    if n < 3 {
+        return (f64::NAN, f64::NAN);
+    }
+    let (m, s) = mean_std(v);
+    let g = v.iter().map(|x| (x - m).abs()).fold(0.0, f64::max) / s;
+    let nf = n as f64;
+    let t = StudentsT::new(0.0, 1.0, nf - 2.0).expect("dof > 0").inverse_cdf(1.0 - alpha / (2.0 * nf));
+    let crit = (nf - 1.0) / nf.sqrt() * (t * t / (nf - 2.0 + t * t)).sqrt();
+    (g, crit)
 }

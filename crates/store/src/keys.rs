@@ -9,6 +9,12 @@ use nnqft_core::{ArchSpec, Pipeline};
 /// Version of the reduction; enters the cache key.
 pub const MOMENTS_VERSION: u32 = 1;
 
+/// Version of the moments tables' columns (2: the exact estimator variance
+/// and the unreliable flags, also on the per-layer rows); enters [`tables_hash`] but not the cache key,
+/// so a new version rewrites the tables from the cached reductions and
+/// fit and rg refuse tables of an older one.
+pub const TABLES_VERSION: u32 = 2;
+
 /// The cache key: the samples' config hash, the orders and the reducer version.
 pub fn reduce_key(p: &Pipeline, arch: &ArchSpec, width: usize) -> String {
     let key = serde_json::json!({
@@ -37,5 +43,6 @@ pub fn tables_hash(p: &Pipeline, deep: bool) -> String {
         .filter(|&(a, _)| (p.sample.arch[a].hidden_layers > 1) == deep)
         .map(|(a, w)| if deep { layers_key(p, &p.sample.arch[a], w) } else { reduce_key(p, &p.sample.arch[a], w) })
         .collect();
-    sha256_hex(keys.join(",").as_bytes())
+    let versioned = format!("tables-v{TABLES_VERSION},{}", keys.join(","));
+    sha256_hex(versioned.as_bytes())
 }
