@@ -18,6 +18,11 @@ build:
 sample pipeline=default_pipeline *args: build
     {{bin}}/nnqft-sample --pipeline {{pipeline}} {{args}}
 
+# What a run of PIPELINE would cost (disk, memory, time measured here) and which deviations it
+# resolves by the exact theory, with the nets per bag that would; writes nothing.
+plan pipeline=default_pipeline *args: build
+    {{bin}}/nnqft-sample --pipeline {{pipeline}} --plan {{args}}
+
 # Reduce PIPELINE's samples to n-point functions, compare with exact theory, plot.
 moments pipeline=default_pipeline *args: build
     {{bin}}/nnqft-moments --pipeline {{pipeline}} {{args}}

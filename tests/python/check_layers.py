@@ -13,7 +13,7 @@ data = sys.argv[1]
 
 lay = pl.read_parquet(f"{data}/layers.parquet")
 want = ["arch", "activation", "c_w", "c_b", "width", "layer", "point", "K", "K_stderr", "g4c", "g4c_stderr",
-        "kurtosis", "kurtosis_stderr", "K_theory", "kurtosis_theory", "kurtosis_exact", "z"]
+        "kurtosis", "kurtosis_stderr", "K_theory", "kurtosis_theory", "kurtosis_exact", "z", "unreliable", "unreliable_reason"]
 assert lay.columns == want, lay.columns
 footer = json.loads(pq.ParquetFile(f"{data}/layers.parquet").metadata.metadata[b"nnqft"])
 assert footer["stage"] == "moments" and footer["config_hash"]

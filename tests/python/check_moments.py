@@ -90,4 +90,22 @@ if len(a0["inputs"]) >= 2:
     jg = ref.join(g2, on="width")
     assert jg.height == ref.height > 0, (jg.height, ref.height)
     assert ((jg["mean"] - jg["g2"]).abs() <= 1e-9 * jg["mean"].abs()).all(), jg.select("width", "mean", "g2")
+# The exact-variance columns (docs/physics.md §10) are consistent with each other and with the
+# summary, recomputed here: exact background = exact_stderr sqrt(bags) / |gp|, spread_ratio =
+# bag_std / (exact_stderr sqrt(bags)), coverage and the unreliable counts per (arch, width, order).
+ex = mp.with_columns((pl.col("exact_stderr") * math.sqrt(nb) / pl.col("gp").abs()).alias("ebg2"),
+                     (pl.col("bag_std") / (pl.col("exact_stderr") * math.sqrt(nb))).alias("ratio2"))
+assert ((ex["exact_background"] - ex["ebg2"]).abs() <= 1e-9 * ex["ebg2"]).all()
+assert ((ex["spread_ratio"] - ex["ratio2"]).abs() <= 1e-9 * ex["ratio2"]).all()
+assert (ex["exact_stderr"] > 0).all()
+assert (ex.filter(pl.col("unreliable") == 1)["unreliable_reason"].is_not_null()).all()
+assert (ex.filter(pl.col("unreliable") == 0)["unreliable_reason"].is_null()).all()
+cov = mp.group_by("arch", "width", "order").agg(
+    (pl.col("z_exact_stderr").abs() <= 1).mean().alias("c1"), (pl.col("z_exact_stderr").abs() <= 2).mean().alias("c2"),
+    pl.col("unreliable").cast(pl.UInt32).sum().alias("nu"), pl.col("exact_background").mean().alias("meb"))
+jc = su.join(cov, on=["arch", "width", "order"])
+assert jc.height == su.height
+assert ((jc["coverage_1"] - jc["c1"]).abs() < 1e-12).all() and ((jc["coverage_2"] - jc["c2"]).abs() < 1e-12).all()
+assert (jc["n_unreliable"] == jc["nu"]).all()
+assert ((jc["background_ratio"] - jc["mean_background"] / jc["meb"]).abs() <= 1e-9 * jc["background_ratio"]).all()
 print(f"check_moments: {mp.height} tuples, {b.height} bag rows, {su.height} summary rows OK")

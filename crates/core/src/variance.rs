@@ -36,7 +36,6 @@
 use crate::exact::{Accuracy, directions, gauss_moment, relu_moment_pow, tensor_slabs};
 use crate::tuples::tuples;
 use crate::{Activation, ArchSpec};
-use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
 
 /// About how many quadrature nodes the tensor rule of the order-12 unit
@@ -82,10 +81,6 @@ fn size(c: &[u8]) -> usize {
     c.iter().map(|&x| x as usize).sum()
 }
 
-fn binom(n: u8, k: u8) -> f64 {
-    (0..k).fold(1.0, |acc, i| acc * (n - i) as f64 / (i + 1) as f64)
-}
-
 /// `(r - 1)!!` for even r.
 fn double_factorial_odd(r: usize) -> f64 {
     (1..r).step_by(2).map(|x| x as f64).product()
@@ -98,7 +93,7 @@ impl EstimatorVariance {
     /// ```
     /// use nnqft_core::{ArchSpec, Activation, exact::Accuracy, variance::EstimatorVariance};
     /// // relu, sb = 0, d = 1, x > 0: f(x) = sw^2 x F, so Var f(x)^2 = sw^8 x^4 (E F^4 - (E F^2)^2)
-    /// // with E F^2 = 1/2 and E F^4 = 3/4 + 3 (5/2 - 1/4) / N (F a sum of N iid terms v relu(w) / sqrt(N)).
+    /// // with E F^2 = 1/2 and E F^4 = 3/4 + 15 / (4 N) (F a sum of N iid terms v relu(w) / sqrt(N)).
     /// let arch = ArchSpec::single("r", Activation::Relu, 1.0, 0.0, vec![vec![0.5]]);
     /// let ev = EstimatorVariance::new(&arch, &[2], Accuracy::default());
     /// let n = 10.0;
@@ -107,21 +102,18 @@ impl EstimatorVariance {
     /// ```
     pub fn new(arch: &ArchSpec, orders: &[usize], acc: Accuracy) -> Self {
         let k = arch.k();
-        let mut need: BTreeSet<Counts> = BTreeSet::new();
+        // Every non-empty sub-multiset of each doubled tuple (a set closed under removing a point).
+        let mut all: BTreeSet<Counts> = BTreeSet::new();
         for &o in orders {
             for t in tuples(k, o) {
                 let doubled: Counts = counts(k, &t).iter().map(|c| 2 * c).collect();
-                need.extend(sub_multisets(&doubled).into_iter().filter(|b| size(b) >= 2 && size(b) % 2 == 0));
+                all.extend(sub_multisets(&doubled).into_iter().filter(|b| size(b) >= 1));
             }
         }
-        let need: Vec<Counts> = need.into_iter().collect();
-        let values = unit_moments(arch, &need, acc);
-        EstimatorVariance {
-            k,
-            sw2: arch.sigma_w * arch.sigma_w,
-            sb2: arch.sigma_b * arch.sigma_b,
-            m: need.into_iter().zip(values).collect(),
-        }
+        let all: Vec<Counts> = all.into_iter().collect();
+        let values = unit_moments(arch, &all, acc);
+        let m = all.into_iter().zip(values).filter(|(b, _)| size(b) % 2 == 0).collect();
+        EstimatorVariance { k, sw2: arch.sigma_w * arch.sigma_w, sb2: arch.sigma_b * arch.sigma_b, m }
     }
 
     /// How many multisets' unit moments were computed.
@@ -129,12 +121,12 @@ impl EstimatorVariance {
         self.m.len()
     }
 
-    /// The moments and cumulants at width `n` (memoised: one per width).
+    /// The moments and cumulants at width `n`.
     pub fn at_width(&self, n: usize) -> WidthMoments<'_> {
-        WidthMoments { ev: self, n: n as f64, cum_t: RefCell::default(), mom_f: RefCell::default() }
+        WidthMoments { ev: self, n: n as f64 }
     }
 
-    /// The unit moment `M(B)` of a multiset (one the constructor prepared).
+    /// The unit moment `M(B)` of an even multiset (one the constructor prepared).
     pub fn unit_moment(&self, b: &[u8]) -> f64 {
         *self.m.get(b).unwrap_or_else(|| panic!("unit moment {b:?} was not prepared"))
     }
@@ -144,103 +136,155 @@ impl EstimatorVariance {
 pub struct WidthMoments<'a> {
     ev: &'a EstimatorVariance,
     n: f64,
-    cum_t: RefCell<HashMap<Counts, f64>>,
-    mom_f: RefCell<HashMap<Counts, f64>>,
 }
 
-/// Calls `f(block, rest, multiplicity)` for every sub-multiset `block` of `c`
-/// that holds one fixed copy of the first point present in `c` (the other
-/// copies and points free), with the number of ways to choose its slots.
-fn blocks_with_first(c: &[u8], mut f: impl FnMut(&[u8], &[u8], f64)) {
-    let Some(p0) = c.iter().position(|&x| x > 0) else { return };
-    let mut rest = c.to_vec();
-    rest[p0] -= 1;
-    for b in sub_multisets(&rest) {
-        let mult: f64 = b.iter().zip(&rest).map(|(&bi, &ci)| binom(ci, bi)).product();
-        let mut block = b.clone();
-        block[p0] += 1;
-        let remain: Counts = c.iter().zip(&block).map(|(ci, bi)| ci - bi).collect();
-        f(&block, &remain, mult);
+/// `C(n, k)` for n <= 12.
+fn binom(n: u8, k: u8) -> f64 {
+    (0..k).fold(1.0, |acc, i| acc * (n - i) as f64 / (i + 1) as f64)
+}
+
+/// The sub-multisets of one multiset (at most 6 distinct points, each up to
+/// 12 times) in mixed-radix order: index `sum_i b_i stride_i`, so every
+/// sub-multiset of S comes before S.
+struct Local {
+    /// The distinct points and the multiplicity of each in the full multiset.
+    points: Vec<usize>,
+    top: Vec<u8>,
+    stride: Vec<usize>,
+    len: usize,
+}
+
+impl Local {
+    fn new(full: &[u8]) -> Self {
+        let points: Vec<usize> = (0..full.len()).filter(|&a| full[a] > 0).collect();
+        let top: Vec<u8> = points.iter().map(|&a| full[a]).collect();
+        let mut stride = Vec::with_capacity(top.len());
+        let mut len = 1;
+        for &t in &top {
+            stride.push(len);
+            len *= t as usize + 1;
+        }
+        Local { points, top, stride, len }
+    }
+
+    fn digits(&self, mut idx: usize) -> Vec<u8> {
+        self.top.iter().map(|&t| {
+            let d = (idx % (t as usize + 1)) as u8;
+            idx /= t as usize + 1;
+            d
+        }).collect()
+    }
+
+    fn index(&self, digits: &[u8]) -> usize {
+        digits.iter().zip(&self.stride).map(|(&d, &s)| d as usize * s).sum()
+    }
+
+    /// `f(block index, rest index, multiplicity)` for every even-sized block
+    /// of the sub-multiset `s` (digits) that holds one fixed copy of its
+    /// first point: the terms of both recursions.
+    fn blocks(&self, s: &[u8], mut f: impl FnMut(usize, usize, f64)) {
+        let Some(p0) = s.iter().position(|&x| x > 0) else { return };
+        let mut b = vec![0u8; s.len()];
+        b[p0] = 1;
+        loop {
+            if b.iter().map(|&x| x as usize).sum::<usize>() % 2 == 0 {
+                let mult: f64 = (0..s.len()).map(|i| if i == p0 { binom(s[i] - 1, b[i] - 1) } else { binom(s[i], b[i]) }).product();
+                let rest: Vec<u8> = s.iter().zip(&b).map(|(x, y)| x - y).collect();
+                f(self.index(&b), self.index(&rest), mult);
+            }
+            // odometer over b <= s with b[p0] >= 1
+            let mut i = 0;
+            loop {
+                if i == s.len() {
+                    return;
+                }
+                let lo = u8::from(i == p0);
+                if b[i] < s[i] {
+                    b[i] += 1;
+                    break;
+                }
+                b[i] = lo;
+                i += 1;
+            }
+        }
     }
 }
 
 impl WidthMoments<'_> {
-    /// `E[prod_{a in B} T(x_a)]` of one unit's term.
-    fn mom_t(&self, b: &[u8]) -> f64 {
-        let r = size(b);
-        if r == 0 {
-            return 1.0;
-        }
-        if r % 2 == 1 {
-            return 0.0;
-        }
-        (self.ev.sw2 / self.n).powi(r as i32 / 2) * double_factorial_odd(r) * self.ev.unit_moment(b)
-    }
-
-    /// Joint cumulant of one unit's term over the multiset `b`.
-    fn cum_t(&self, b: &[u8]) -> f64 {
-        if size(b) % 2 == 1 {
-            return 0.0;
-        }
-        if let Some(&v) = self.cum_t.borrow().get(b) {
-            return v;
-        }
-        let mut v = self.mom_t(b);
-        blocks_with_first(b, |block, rest, mult| {
-            if size(rest) > 0 && size(block) % 2 == 0 {
-                v -= mult * self.cum_t(block) * self.mom_t(rest);
+    /// The exact moments of `f` over every sub-multiset of `full`, indexed as in [`Local`].
+    fn moments_below(&self, full: &[u8]) -> (Local, Vec<f64>) {
+        let loc = Local::new(full);
+        let (sw2n, n, sb2) = (self.ev.sw2 / self.n, self.n, self.ev.sb2);
+        let mut dig = Vec::with_capacity(loc.len);
+        let mut mom_t = vec![0.0; loc.len];
+        for (idx, m) in mom_t.iter_mut().enumerate() {
+            let d = loc.digits(idx);
+            let r: usize = d.iter().map(|&x| x as usize).sum();
+            if r == 0 {
+                *m = 1.0;
+            } else if r % 2 == 0 {
+                let mut c = vec![0u8; self.ev.k];
+                for (&a, &x) in loc.points.iter().zip(&d) {
+                    c[a] = x;
+                }
+                *m = sw2n.powi(r as i32 / 2) * double_factorial_odd(r) * self.ev.unit_moment(&c);
             }
-        });
-        self.cum_t.borrow_mut().insert(b.to_vec(), v);
-        v
-    }
-
-    /// Joint cumulant of `f` over the multiset `b`.
-    pub fn kappa(&self, b: &[u8]) -> f64 {
-        let r = size(b);
-        if r % 2 == 1 {
-            return 0.0;
+            dig.push((d, r));
         }
-        self.n * self.cum_t(b) + if r == 2 { self.ev.sb2 } else { 0.0 }
-    }
-
-    /// The exact moment `E[prod_{a in S} f(x_a)]` of a multiset (counts).
-    pub fn moment(&self, s: &[u8]) -> f64 {
-        let r = size(s);
-        if r == 0 {
-            return 1.0;
-        }
-        if r % 2 == 1 {
-            return 0.0;
-        }
-        if let Some(&v) = self.mom_f.borrow().get(s) {
-            return v;
-        }
-        let mut v = 0.0;
-        blocks_with_first(s, |block, rest, mult| {
-            if size(block) % 2 == 0 {
-                v += mult * self.kappa(block) * self.moment(rest);
+        // one unit's joint cumulants, then f's moments from f's cumulants
+        let mut cum_t = vec![0.0; loc.len];
+        for idx in 1..loc.len {
+            let (d, r) = &dig[idx];
+            if r % 2 == 1 {
+                continue;
             }
-        });
-        self.mom_f.borrow_mut().insert(s.to_vec(), v);
-        v
+            let mut v = mom_t[idx];
+            loc.blocks(d, |b, rest, mult| {
+                if rest != 0 {
+                    v -= mult * cum_t[b] * mom_t[rest];
+                }
+            });
+            cum_t[idx] = v;
+        }
+        let kappa = |idx: usize| n * cum_t[idx] + if dig[idx].1 == 2 { sb2 } else { 0.0 };
+        let mut mom_f = vec![0.0; loc.len];
+        mom_f[0] = 1.0;
+        for idx in 1..loc.len {
+            let (d, r) = &dig[idx];
+            if r % 2 == 1 {
+                continue;
+            }
+            let mut v = 0.0;
+            loc.blocks(d, |b, rest, mult| v += mult * kappa(b) * mom_f[rest]);
+            mom_f[idx] = v;
+        }
+        (loc, mom_f)
     }
 
     /// The exact n-point function `G(t)` of a tuple of input indices.
     pub fn g(&self, t: &[usize]) -> f64 {
-        self.moment(&counts(self.ev.k, t))
+        let c = counts(self.ev.k, t);
+        let (loc, mom) = self.moments_below(&c);
+        mom[loc.len - 1]
     }
 
     /// `Var X_t = G(t + t) - G(t)^2`: the variance of one net's product over `t`.
     pub fn var(&self, t: &[usize]) -> f64 {
         let c = counts(self.ev.k, t);
         let doubled: Counts = c.iter().map(|x| 2 * x).collect();
-        let g = self.moment(&c);
-        self.moment(&doubled) - g * g
+        let (loc, mom) = self.moments_below(&doubled);
+        let half: Vec<u8> = loc.points.iter().map(|&a| c[a]).collect();
+        let g = mom[loc.index(&half)];
+        mom[loc.len - 1] - g * g
     }
 }
 
-/// `M(B)` for each multiset of `need` (all of even size >= 2).
+/// Largest number of (node, multiset) products the tensor rule of the
+/// variance may evaluate: many inputs shrink the rule.
+const VARIANCE_WORK: f64 = 4e9;
+
+/// `M(B)` for each multiset of `need` (all non-empty; closed under
+/// removing one point, which the tensor rule's product tree relies on).
 fn unit_moments(arch: &ArchSpec, need: &[Counts], acc: Accuracy) -> Vec<f64> {
     let expand = |c: &Counts| -> Vec<usize> { c.iter().enumerate().flat_map(|(a, &n)| std::iter::repeat_n(a, n as usize)).collect() };
     if arch.sigma_w == 0.0 && arch.sigma_b == 0.0 {
@@ -250,38 +294,47 @@ fn unit_moments(arch: &ArchSpec, need: &[Counts], acc: Accuracy) -> Vec<f64> {
     }
     let v = directions(arch);
     let dim = v[0].len();
+    use rayon::prelude::*;
     match arch.activation {
         Activation::Gauss => need.iter().map(|c| gauss_moment(arch, &expand(c))).collect(),
-        Activation::Relu if dim <= 3 => {
-            use rayon::prelude::*;
-            need.par_iter()
-                .map(|c| {
-                    let factors: Vec<(usize, i32)> = c.iter().enumerate().filter(|&(_, &n)| n > 0).map(|(a, &n)| (a, n as i32)).collect();
-                    relu_moment_pow(&v, &factors, acc.relu_nodes)
-                })
-                .collect()
-        }
+        Activation::Relu if dim <= 3 => need
+            .par_iter()
+            .map(|c| {
+                if size(c) % 2 == 1 {
+                    return f64::NAN; // not needed
+                }
+                let factors: Vec<(usize, i32)> = c.iter().enumerate().filter(|&(_, &n)| n > 0).map(|(a, &n)| (a, n as i32)).collect();
+                relu_moment_pow(&v, &factors, acc.relu_nodes)
+            })
+            .collect(),
         _ => {
-            let max_power = need.iter().flat_map(|c| c.iter().copied()).max().unwrap_or(0) as usize;
-            let slabs = tensor_slabs(arch, &v, VARIANCE_NODE_BUDGET as f64 * acc.budget_scale, |cols, weights| {
-                // powers[a][p][i] = h_a(node i)^p
-                let powers: Vec<Vec<Vec<f64>>> = cols
-                    .iter()
-                    .map(|col| {
-                        let mut ps = vec![vec![1.0; col.len()]];
-                        for p in 1..=max_power {
-                            let next: Vec<f64> = ps[p - 1].iter().zip(col).map(|(a, b)| a * b).collect();
-                            ps.push(next);
-                        }
-                        ps
-                    })
-                    .collect();
-                need.iter()
-                    .map(|c| {
-                        let present: Vec<&[f64]> = c.iter().enumerate().filter(|&(_, &n)| n > 0).map(|(a, &n)| powers[a][n as usize].as_slice()).collect();
-                        (0..weights.len()).map(|i| weights[i] * present.iter().map(|col| col[i]).product::<f64>()).sum::<f64>()
-                    })
-                    .collect::<Vec<f64>>()
+            // Product tree: each multiset is its parent (the last point removed) times h(last).
+            let index: HashMap<&Counts, usize> = need.iter().enumerate().map(|(i, c)| (c, i)).collect();
+            let mut order: Vec<usize> = (0..need.len()).collect();
+            order.sort_by_key(|&i| size(&need[i]));
+            let links: Vec<(usize, Option<usize>, usize)> = order
+                .iter()
+                .map(|&i| {
+                    let c = &need[i];
+                    let last = c.iter().rposition(|&x| x > 0).expect("non-empty");
+                    let mut parent = c.clone();
+                    parent[last] -= 1;
+                    let p = (size(&parent) > 0).then(|| index[&parent]);
+                    (i, p, last)
+                })
+                .collect();
+            let budget = (VARIANCE_NODE_BUDGET as f64).min(VARIANCE_WORK / need.len() as f64) * acc.budget_scale;
+            let slabs = tensor_slabs(arch, &v, budget, |cols, weights| {
+                let mut acc = vec![0.0; need.len()];
+                let mut val = vec![0.0; need.len()];
+                for (node, &w) in weights.iter().enumerate() {
+                    for &(i, parent, last) in &links {
+                        let h = cols[last][node];
+                        val[i] = parent.map_or(h, |p| val[p] * h);
+                        acc[i] += w * val[i];
+                    }
+                }
+                acc
             });
             let mut total = vec![0.0; need.len()];
             for s in slabs {

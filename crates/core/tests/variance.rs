@@ -7,6 +7,7 @@ use nnqft_core::tuples::tuples;
 use nnqft_core::variance::EstimatorVariance;
 use nnqft_core::{Activation, ArchSpec, NetSampler};
 use rand::SeedableRng;
+use nnqft_testkit::relu_sum_moments;
 use rayon::prelude::*;
 
 fn arch(act: Activation, sw: f64, sb: f64, inputs: Vec<Vec<f64>>) -> ArchSpec {
@@ -15,27 +16,6 @@ fn arch(act: Activation, sw: f64, sb: f64, inputs: Vec<Vec<f64>>) -> ArchSpec {
 
 fn rel(a: f64, b: f64) -> f64 {
     (a - b).abs() / a.abs().max(b.abs()).max(1e-300)
-}
-
-/// `E F^p` for `F = sum_{i<=N} v_i relu(w_i) / sqrt(N)`, v, w iid N(0, 1):
-/// the N-fold convolution of one term's moments (binomial recursion over the
-/// terms), independent of the cumulant recursion under test.
-fn relu_sum_moments(n: usize, max_p: usize) -> Vec<f64> {
-    let dfact = |r: usize| -> f64 { (1..r).step_by(2).map(|x| x as f64).product() };
-    // E Y^p, Y = v relu(w) / sqrt(N): 0 for odd p, (p-1)!! * (p-1)!!/2 / N^(p/2) for even p >= 2.
-    let y: Vec<f64> = (0..=max_p)
-        .map(|p| match p {
-            0 => 1.0,
-            p if p % 2 == 1 => 0.0,
-            p => dfact(p) * dfact(p) / 2.0 / (n as f64).powi(p as i32 / 2),
-        })
-        .collect();
-    let binom = |p: usize, j: usize| -> f64 { (0..j).fold(1.0, |acc, i| acc * (p - i) as f64 / (i + 1) as f64) };
-    let mut s = y.clone();
-    for _ in 1..n {
-        s = (0..=max_p).map(|p| (0..=p).map(|j| binom(p, j) * s[p - j] * y[j]).sum()).collect();
-    }
-    s
 }
 
 #[test]

@@ -7,6 +7,8 @@
 //! over the shards. Each unit has its own random stream, so the bytes written
 //! do not depend on threads, shards, order or interruptions.
 
+pub mod plan;
+
 use anyhow::{Context, Result, bail};
 use nnqft_cli::{Progress, human};
 use nnqft_core::rng::StreamKey;
@@ -82,43 +84,12 @@ pub fn run(p: &Pipeline, data: &Path, opts: &Options) -> Result<Report> {
         }
     }
 
-    let units = shard_units(&plan(p), opts.shard);
-    let states: Vec<(WorkUnit, PartMeta, State)> = units
-        .par_iter()
-        .map(|u| {
-            let want = expected_meta(p, u);
-            let st = state(&part_path(data, &want.arch.name, u.width, u.bag, u.part), &want, opts.verify);
-            (*u, want, st)
-        })
-        .collect();
+    let (todo, skipped, redone) = pending(p, data, opts)?;
+    report.parts_skipped = skipped;
+    report.parts_redone_corrupt = redone;
+    let units_len = todo.len() + skipped;
 
-    let mut todo = Vec::new();
-    let mut foreign = Vec::new();
-    for (u, want, st) in states {
-        match st {
-            State::Done if !opts.force => report.parts_skipped += 1,
-            State::Done | State::Missing => todo.push((u, want)),
-            State::Corrupt(why) => {
-                eprintln!("nnqft-sample: warning: {why}; redoing it");
-                report.parts_redone_corrupt += 1;
-                todo.push((u, want));
-            }
-            State::Foreign(why) if opts.force => {
-                eprintln!("nnqft-sample: warning: {why}; --force: redoing it");
-                todo.push((u, want));
-            }
-            State::Foreign(why) => foreign.push(why),
-        }
-    }
-    if let Some(first) = foreign.first() {
-        bail!(
-            "{first}; {} part(s) like this. Nothing was overwritten: use another --data, or --force to redo them",
-            foreign.len()
-        );
-    }
-
-    let columns = |m: &PartMeta| nnqft_store::samples::column_names(m.inputs.len(), m.arch.hidden_layers).len() as u64;
-    let bytes: u64 = todo.iter().map(|(_, m)| m.nets * columns(m) * 4 + 8192).sum();
+    let bytes = plan::disk_bytes(&todo);
     if let Some(free) = free_bytes(data)
         && bytes > free
     {
@@ -131,15 +102,7 @@ pub fn run(p: &Pipeline, data: &Path, opts: &Options) -> Result<Report> {
     }
 
     let threads = rayon::current_num_threads() as u64;
-    let per_thread = todo
-        .iter()
-        .map(|(u, m)| {
-            let a = &p.sample.arch[u.arch];
-            // the normals of one net, and a part's columns twice (f32 + the writer's buffers)
-            (((a.d_in + 2) * u.width + 1) * 8) as u64 + 2 * m.nets * columns(m) * 4
-        })
-        .max()
-        .unwrap_or(0);
+    let per_thread = plan::memory_per_thread(p, &todo);
     if let Some(avail) = available_memory()
         && per_thread * threads > avail
     {
@@ -151,12 +114,16 @@ pub fn run(p: &Pipeline, data: &Path, opts: &Options) -> Result<Report> {
         );
     }
 
+    let work: f64 = todo.iter().map(|(u, m)| m.nets as f64 * u.width as f64 * m.inputs.len() as f64).sum();
+    if work > LONG_RUN {
+        eprint!("nnqft-sample: {}: estimated cost (`just plan {}` for what it resolves):\n{}", p.name, p.name, plan::cost_lines(p, &todo, report.parts_skipped, free_bytes(data), threads as usize));
+    }
     nnqft_store::inputs::write_inputs(data, p)?;
     let total_nets: u64 = todo.iter().map(|(_, m)| m.nets).sum();
     let progress = Progress::new(&format!("sample {}", p.name), total_nets, "nets");
     let written = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     {
-        let (written, done_before, total) = (written.clone(), report.parts_skipped, units.len());
+        let (written, done_before, total) = (written.clone(), report.parts_skipped, units_len);
         nnqft_cli::interrupt::set_status(move || {
             let n = done_before + written.load(std::sync::atomic::Ordering::SeqCst);
             format!("{n} of {total} parts written")
@@ -200,6 +167,65 @@ pub fn run(p: &Pipeline, data: &Path, opts: &Options) -> Result<Report> {
     );
     nnqft_report::write_section(data, "sample", &nnqft_report::sample_hash(p), &section(p))?;
     Ok(report)
+}
+
+/// The units of this run still to write (parts missing, corrupt, or with
+/// `--force` every one), with the counts of those done and of the corrupt
+/// ones redone. Reads footers only; a part of another config is an error.
+fn pending(p: &Pipeline, data: &Path, opts: &Options) -> Result<(Vec<(WorkUnit, PartMeta)>, usize, usize)> {
+    let units = shard_units(&plan(p), opts.shard);
+    let states: Vec<(WorkUnit, PartMeta, State)> = units
+        .par_iter()
+        .map(|u| {
+            let want = expected_meta(p, u);
+            let st = state(&part_path(data, &want.arch.name, u.width, u.bag, u.part), &want, opts.verify);
+            (*u, want, st)
+        })
+        .collect();
+
+    let (mut skipped, mut redone) = (0, 0);
+    let mut todo = Vec::new();
+    let mut foreign = Vec::new();
+    for (u, want, st) in states {
+        match st {
+            State::Done if !opts.force => skipped += 1,
+            State::Done | State::Missing => todo.push((u, want)),
+            State::Corrupt(why) => {
+                eprintln!("nnqft-sample: warning: {why}; redoing it");
+                redone += 1;
+                todo.push((u, want));
+            }
+            State::Foreign(why) if opts.force => {
+                eprintln!("nnqft-sample: warning: {why}; --force: redoing it");
+                todo.push((u, want));
+            }
+            State::Foreign(why) => foreign.push(why),
+        }
+    }
+    if let Some(first) = foreign.first() {
+        bail!(
+            "{first}; {} part(s) like this. Nothing was overwritten: use another --data, or --force to redo them",
+            foreign.len()
+        );
+    }
+    Ok((todo, skipped, redone))
+}
+
+/// A run of more than this many net-units (nets x width x inputs) prints its
+/// cost estimate before it starts.
+const LONG_RUN: f64 = 2e10;
+
+/// `--plan`: what the run would cost and resolve, writing nothing.
+pub fn print_plan(p: &Pipeline, data: &Path, opts: &Options) -> Result<()> {
+    let (todo, skipped, _) = if data.join("samples").is_dir() {
+        pending(p, data, &Options { verify: false, ..opts.clone() })?
+    } else {
+        (shard_units(&plan(p), opts.shard).into_iter().map(|u| (u, expected_meta(p, &u))).collect(), 0, 0)
+    };
+    println!("nnqft-sample: plan for {} (nothing is written){}", p.name, if opts.shard.is_some() { ", this shard" } else { "" });
+    print!("{}", plan::cost_lines(p, &todo, skipped, free_bytes(data), rayon::current_num_threads()));
+    print!("{}", plan::format_resolution(p, &plan::resolution(p)));
+    Ok(())
 }
 
 /// The sample stage's section of the run report: the ensembles as drawn.

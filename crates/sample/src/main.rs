@@ -16,6 +16,10 @@ struct Args {
     /// Read every existing part's data (checksum, finite values), not only its footer; list and redo the parts that fail
     #[arg(long)]
     verify: bool,
+    /// Print what the run would cost (disk, memory, time measured on this machine) and which
+    /// deviations it resolves by the exact theory, with the nets that would; writes nothing
+    #[arg(long)]
+    plan: bool,
 }
 
 fn main() {
@@ -24,6 +28,9 @@ fn main() {
         let (loaded, data) = args.common.setup()?;
         loaded.warn_analysis("nnqft-sample");
         let opts = nnqft_sample::Options { shard: args.shard, force: args.force, verify: args.verify };
+        if args.plan {
+            return nnqft_sample::print_plan(&loaded.pipeline, &data, &opts);
+        }
         nnqft_sample::run(&loaded.pipeline, &data, &opts)?;
         nnqft_report::assemble_and_print("nnqft-sample", &loaded.pipeline, &data, &loaded.source, &loaded.text)
     });
