@@ -50,12 +50,17 @@ pub fn memory_per_thread(p: &Pipeline, todo: &[(WorkUnit, PartMeta)]) -> u64 {
 /// as warm-up).
 pub fn nets_per_second(arch: &ArchSpec, width: usize) -> f64 {
     let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(0x5eed);
+    // Built once, outside the clock: a sampler's tables (erf's) cost milliseconds.
+    enum S {
+        Deep(DeepSampler),
+        Single(NetSampler),
+    }
+    let mut s = if arch.hidden_layers > 1 { S::Deep(DeepSampler::new(arch, width)) } else { S::Single(NetSampler::new(arch, width)) };
     let mut sample = |n: usize| {
         let start = Instant::now();
-        let cols = if arch.hidden_layers > 1 {
-            DeepSampler::new(arch, width).sample_part(&mut rng, n)
-        } else {
-            NetSampler::new(arch, width).sample_part(&mut rng, n)
+        let cols = match &mut s {
+            S::Deep(d) => d.sample_part(&mut rng, n),
+            S::Single(d) => d.sample_part(&mut rng, n),
         };
         std::hint::black_box(cols);
         start.elapsed()
