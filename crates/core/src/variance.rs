@@ -184,13 +184,15 @@ impl Local {
     /// first point: the terms of both recursions.
     fn blocks(&self, s: &[u8], mut f: impl FnMut(usize, usize, f64)) {
         let Some(p0) = s.iter().position(|&x| x > 0) else { return };
+        let si = self.index(s);
         let mut b = vec![0u8; s.len()];
         b[p0] = 1;
         loop {
             if b.iter().map(|&x| x as usize).sum::<usize>() % 2 == 0 {
                 let mult: f64 = (0..s.len()).map(|i| if i == p0 { binom(s[i] - 1, b[i] - 1) } else { binom(s[i], b[i]) }).product();
-                let rest: Vec<u8> = s.iter().zip(&b).map(|(x, y)| x - y).collect();
-                f(self.index(&b), self.index(&rest), mult);
+                // The index is linear in the digits: rest = s - b.
+                let bi = self.index(&b);
+                f(bi, si - bi, mult);
             }
             // odometer over b <= s with b[p0] >= 1
             let mut i = 0;
