@@ -111,12 +111,91 @@ pub struct LayerTheory {
     pub layer: usize,
     /// The infinite-width kernel `K^(l)`.
     pub k: f64,
+    /// `K^(l)` with its first finite-width correction: `K + k1` with
+    /// `k1^(l+1) = chi_par k1^(l) + (C_W / 2) F''(K^(l)) Var G^(l-1)`
+    /// (docs/physics.md §11); exact to `O(1/n^2)`.
+    pub k_nlo: f64,
     /// Leading-order excess kurtosis `3 v^(l) / K^2`, with the per-layer
     /// vertex `v^(l+1) = C_W^2 [<s^4> - <s^2>^2] / n_l + chi_par^2 v^(l)`
     /// (`= 3 V / (n K^2)` for equal widths).
     pub kurtosis: f64,
+    /// Leading-order (`1/n^2`) `c6 = kappa_6 / K^3` from the third-cumulant recursion.
+    pub c6: f64,
+    /// Leading-order (`1/n^3`) `c8 = kappa_8 / K^4` from the fourth-cumulant recursion.
+    pub c8: f64,
     /// The exact finite-width kurtosis where known (relu, `C_b = 0`), else NaN.
     pub exact: f64,
+}
+
+/// `d^j/dK^j <sigma^(2m)>_K` for `m = 1..=4`, `j = 0..=3`, by Gaussian
+/// integration by parts: `E[sigma(sqrt(K) u)^(2m) He_2j(u)] / (2K)^j`.
+fn moment_derivatives(act: Activation, k: f64, q: &NormalRule) -> [[f64; 4]; 4] {
+    let mut d = [[0.0; 4]; 4];
+    let s = k.max(0.0).sqrt();
+    for (&u, &w) in q.nodes.iter().zip(&q.weights) {
+        let u2 = u * u;
+        let he = [1.0, u2 - 1.0, u2 * u2 - 6.0 * u2 + 3.0, u2 * u2 * u2 - 15.0 * u2 * u2 + 45.0 * u2 - 15.0];
+        let h2 = act.raw(s * u).powi(2);
+        let mut p = 1.0;
+        for row in d.iter_mut() {
+            p *= h2;
+            for (j, e) in row.iter_mut().enumerate() {
+                *e += w * p * he[j];
+            }
+        }
+    }
+    for row in d.iter_mut() {
+        for (j, e) in row.iter_mut().enumerate() {
+            *e /= (2.0 * k).powi(j as i32);
+        }
+    }
+    d
+}
+
+/// The leading-order cumulants of `G^(l-1)` (the conditional variance of
+/// layer `l`'s pre-activation) and their step to the next layer.
+#[derive(Clone, Copy, Debug, Default)]
+struct LoCumulants {
+    /// `E G - K` at order `1/n`.
+    k1: f64,
+    /// `Var G` at `1/n`, `kappa_3` at `1/n^2`, `kappa_4` at `1/n^3`.
+    v: f64,
+    k3: f64,
+    k4: f64,
+}
+
+impl LoCumulants {
+    /// One step through a layer of width `n` at kernel `k`, by the law of total
+    /// cumulance with `G' = A(G) + noise`, `A = C_b + C_W F`, and the noise's
+    /// conditional cumulants `s/n, t/n^2, q/n^3` (docs/physics.md §11).
+    fn step(&self, d: &[[f64; 4]; 4], c_w: f64, n: f64) -> Self {
+        let [e1, e2, e3, e4] = *d;
+        let chi = c_w * e1[1];
+        let a2 = c_w * e1[2] / 2.0;
+        let a3 = c_w * e1[3] / 6.0;
+        let cw2 = c_w * c_w;
+        // s = C_W^2 (E2 - E1^2), t = C_W^3 (E3 - 3 E2 E1 + 2 E1^3), q = C_W^4 kappa_4(sigma^2)
+        let s = cw2 * (e2[0] - e1[0] * e1[0]);
+        let s1 = cw2 * (e2[1] - 2.0 * e1[0] * e1[1]);
+        let s2 = cw2 * (e2[2] - 2.0 * e1[1] * e1[1] - 2.0 * e1[0] * e1[2]);
+        let t = cw2 * c_w * (e3[0] - 3.0 * e2[0] * e1[0] + 2.0 * e1[0].powi(3));
+        let t1 = cw2 * c_w * (e3[1] - 3.0 * e2[1] * e1[0] - 3.0 * e2[0] * e1[1] + 6.0 * e1[0] * e1[0] * e1[1]);
+        let q = cw2 * cw2 * (e4[0] - 4.0 * e3[0] * e1[0] - 3.0 * e2[0] * e2[0] + 12.0 * e2[0] * e1[0] * e1[0] - 6.0 * e1[0].powi(4));
+        let LoCumulants { k1, v, k3, k4 } = *self;
+        LoCumulants {
+            k1: chi * k1 + a2 * v,
+            v: chi * chi * v + s / n,
+            k3: chi.powi(3) * k3 + 6.0 * chi * chi * a2 * v * v + 3.0 * chi * s1 * v / n + t / (n * n),
+            k4: chi.powi(4) * k4
+                + 24.0 * chi.powi(3) * a2 * v * k3
+                + 48.0 * chi * chi * a2 * a2 * v.powi(3)
+                + 24.0 * chi.powi(3) * a3 * v.powi(3)
+                + 6.0 / n * (chi * chi * s1 * k3 + 4.0 * chi * a2 * s1 * v * v + chi * chi * s2 * v * v)
+                + 4.0 * chi * t1 * v / (n * n)
+                + 3.0 * s1 * s1 * v / (n * n)
+                + q / n.powi(3),
+        }
+    }
 }
 
 /// [`LayerTheory`] for layers `1..=L + 1` of `arch` at input `x` and scanned width `n`
@@ -130,27 +209,31 @@ pub struct LayerTheory {
 /// let t = layer_theory(&a, &[1.0], 32);
 /// assert!((t[2].exact - 3.0 * ((1.0 + 5.0 / 32.0) * (1.0 + 5.0 / 16.0) - 1.0)).abs() < 1e-12);
 /// assert!((t[2].kurtosis - (15.0 / 32.0 + 15.0 / 16.0)).abs() < 1e-12);
+/// // c6 at leading order: 660 / n^2 one layer after the Gaussian one
+/// assert!((t[1].c6 - 660.0 / 32f64.powi(2)).abs() < 1e-12);
 /// ```
 pub fn layer_theory(arch: &ArchSpec, x: &[f64], n: usize) -> Vec<LayerTheory> {
     let (c_w, c_b) = arch.variances();
     let widths = arch.layer_widths(n);
     let rec = recursion(arch.activation, c_w, c_b, k1(arch, x), arch.hidden_layers);
     let relu_exact = arch.activation == Activation::Relu && c_b == 0.0;
-    let mut v = 0.0;
+    let q = rule();
+    let mut cum = LoCumulants::default();
     rec.iter()
         .enumerate()
         .map(|(i, p)| {
             let l = i + 1;
             if l > 1 {
-                // increment of V from layer l-1 to l, divided by that layer's width
                 let prev = &rec[i - 1];
-                let inc = p.v - prev.chi_par * prev.chi_par * prev.v;
-                v = inc / widths[l - 2] as f64 + prev.chi_par * prev.chi_par * v;
+                cum = cum.step(&moment_derivatives(arch.activation, prev.k, &q), c_w, widths[l - 2] as f64);
             }
             LayerTheory {
                 layer: l,
                 k: p.k,
-                kurtosis: 3.0 * v / (p.k * p.k),
+                k_nlo: p.k + cum.k1,
+                kurtosis: 3.0 * cum.v / (p.k * p.k),
+                c6: 15.0 * cum.k3 / p.k.powi(3),
+                c8: 105.0 * cum.k4 / p.k.powi(4),
                 exact: if relu_exact { relu_exact_kurtosis_widths(&widths, l) } else { f64::NAN },
             }
         })
@@ -166,7 +249,7 @@ pub fn k1(arch: &ArchSpec, x: &[f64]) -> f64 {
 /// (row-major), written into `c`. Pivots below `1e-12` of the diagonal entry
 /// (collinear inputs, e.g. relu with `C_b = 0` at `x` and `2 x`) give a zero
 /// column, so the factor stays exact for rank-deficient Gram matrices.
-fn cholesky_psd(g: &[f64], k: usize, c: &mut [f64]) {
+pub(crate) fn cholesky_psd(g: &[f64], k: usize, c: &mut [f64]) {
     c.fill(0.0);
     for j in 0..k {
         let mut d = g[j * k + j];

@@ -8,6 +8,7 @@
 pub mod activation;
 pub mod arch;
 pub mod boxint;
+pub mod chain;
 pub mod deep;
 pub mod exact;
 pub mod fastmath;
@@ -19,6 +20,7 @@ pub mod rng;
 pub mod sampler;
 pub mod tuples;
 pub mod variance;
+pub mod vertex;
 
 pub use activation::Activation;
 pub use arch::{ArchSpec, Unit};
