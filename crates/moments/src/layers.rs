@@ -1,25 +1,43 @@
-//! Deep nets (docs/physics.md §8): per layer and input, the kernel `K^(l)`,
-//! the connected 4-point function and the excess kurtosis of unit 0's
-//! pre-activation, with bag errors, beside the layer recursion and (relu,
-//! `C_b = 0`) the exact finite-width kurtosis. Writes `layers.parquet`.
+//! Deep nets (docs/physics.md §8, §11): per layer and input, the kernel
+//! `K^(l)`, the connected 4-point function, the excess kurtosis and the
+//! normalised 6- and 8-point cumulants c6, c8 of unit 0's pre-activation, with
+//! bag errors, beside the leading-order recursions and the exact single-input
+//! chain (`layers.parquet`); per layer every sorted tuple of the inputs of
+//! orders 2, 4, 6 with its connected function beside the multi-input
+//! leading-order theory (`layer_moments.parquet`).
 
 pub use nnqft_stats::{jackknife, kurtosis, pooled};
 use crate::reduce::{bag_sums, load_cached, store_cached};
 use anyhow::Result;
+use nnqft_core::chain::{default_atoms, exact_chain};
 use nnqft_core::deep::layer_theory;
+use nnqft_core::tuples::{ProductTree, tuple_index, tuples, wick};
+use nnqft_core::vertex::multi_input_theory;
 use nnqft_core::{ArchSpec, Pipeline};
+use std::collections::BTreeMap;
 use nnqft_store::tables::Table;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-/// Per-bag moments of one deep (arch, width): `bags[b][c] = (mean z^2,
-/// mean z^4)` of column `c` in file order (outputs, then layers 1..L).
+/// The orders reduced per layer: 2, 4, 6 for `layer_moments.parquet`, 8 for c8.
+pub const LAYER_ORDERS: [usize; 4] = [2, 4, 6, 8];
+
+/// Per-bag moments of one deep (arch, width): `bags[b][l - 1][order][i]` =
+/// the bag mean of `prod_j z^(l)(x_{t_j})` for tuple `i` of `tuples(k, order)`,
+/// layer `l = 1..=L + 1`, orders [`LAYER_ORDERS`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LayerReduced {
     pub key: String,
     pub arch: String,
     pub width: usize,
-    pub bags: Vec<Vec<(f64, f64)>>,
+    pub bags: Vec<Vec<BTreeMap<usize, Vec<f64>>>>,
+}
+
+impl LayerReduced {
+    /// `(E z^2, E z^4, E z^6, E z^8)` of bag `b`, layer `l`, input `a`.
+    fn powers(&self, k: usize, b: usize, l: usize, a: usize) -> [f64; 4] {
+        LAYER_ORDERS.map(|o| self.bags[b][l - 1][&o][tuple_index(k, &vec![a; o])])
+    }
 }
 
 /// `DATA/cache/layers/arch=A/width=N.json`.
@@ -31,9 +49,10 @@ pub(crate) fn key(p: &Pipeline, arch: &ArchSpec, width: usize) -> String {
     nnqft_store::keys::layers_key(p, arch, width)
 }
 
-/// (layer, point) of column `c` of a part with `k` inputs and `layers` hidden layers.
-fn column_layer(c: usize, k: usize, layers: usize) -> (usize, usize) {
-    if c < k { (layers + 1, c) } else { ((c - k) / k + 1, (c - k) % k) }
+/// The columns of layer `l` (1..=L + 1) in a part with `k` inputs and `layers`
+/// hidden layers: the output first, then layers 1..L.
+fn layer_columns(l: usize, k: usize, layers: usize) -> std::ops::Range<usize> {
+    if l == layers + 1 { 0..k } else { k * l..k * (l + 1) }
 }
 
 /// Reduces every deep (arch, width): cached results whose key matches are
@@ -55,29 +74,34 @@ pub fn reduce_layers(p: &Pipeline, data: &Path, force: bool) -> Result<Vec<Layer
         data,
         &todo_pairs,
         "layers",
-        |_, cols| -> Vec<(f64, f64)> {
-            cols.iter()
-                .map(|c| {
-                    c.iter().fold((0.0, 0.0), |(s2, s4), &x| {
-                        let x2 = (x as f64) * (x as f64);
-                        (s2 + x2, s4 + x2 * x2)
-                    })
+        |a, cols| -> Vec<BTreeMap<usize, Vec<f64>>> {
+            let arch = &p.sample.arch[a];
+            let tree = ProductTree::new(arch.k(), &LAYER_ORDERS);
+            (1..=arch.hidden_layers + 1)
+                .map(|l| {
+                    let refs: Vec<&[f32]> = cols[layer_columns(l, arch.k(), arch.hidden_layers)].iter().map(|c| c.as_slice()).collect();
+                    tree.sums(&refs, None)
                 })
                 .collect()
         },
         |acc, s| {
-            acc.resize(s.len(), (0.0, 0.0));
-            acc.iter_mut().zip(s).for_each(|(t, (s2, s4))| {
-                t.0 += s2;
-                t.1 += s4;
-            });
+            if acc.is_empty() {
+                *acc = s;
+                return;
+            }
+            for (t, layer) in acc.iter_mut().zip(s) {
+                nnqft_core::tuples::add_sums(t, layer);
+            }
         },
     )?;
     let n = p.sample.nets_per_bag as f64;
     for (&i, bags) in todo.iter().zip(sums) {
         let (a, w) = pairs[i];
         let arch = &p.sample.arch[a];
-        let bags = bags.into_iter().map(|acc| acc.into_iter().map(|(s2, s4)| (s2 / n, s4 / n)).collect()).collect();
+        let bags = bags
+            .into_iter()
+            .map(|layers| layers.into_iter().map(|m| m.into_iter().map(|(o, v)| (o, v.into_iter().map(|x| x / n).collect())).collect()).collect())
+            .collect();
         let r = LayerReduced { key: key(p, arch, w), arch: arch.name.clone(), width: w, bags };
         store_cached(&cache_path(data, &arch.name, w), &r)?;
         done[i] = Some(r);
@@ -85,15 +109,10 @@ pub fn reduce_layers(p: &Pipeline, data: &Path, force: bool) -> Result<Vec<Layer
     Ok(done.into_iter().map(|r| r.expect("every pair reduced")).collect())
 }
 
-/// Delete-one-bag jackknife of an estimate computed from a set of bags:
-/// returns the bias-corrected estimate `B t(all) - (B - 1) mean_b t(-b)` and
-/// its standard error `sqrt((B - 1) / B sum_b (t(-b) - mean)^2)`.
-///
-/// Ratios of moments (the kurtosis `m4 / m2^2 - 3`) computed per bag carry
-/// an O(1 / nets) bias that grows with the tails (deep layers at small n);
-/// pooling all bags and correcting by the jackknife removes it to O(1 / nets^2).
-///
-/// One row of `layers.parquet`.
+/// One row of `layers.parquet`. Ratios of moments (the kurtosis, c6, c8)
+/// computed per bag carry an O(1 / nets) bias that grows with the tails (deep
+/// layers at small n); they are computed from all bags pooled and corrected
+/// by the delete-one-bag [`jackknife`], which also gives their errors.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LayerRow {
     pub arch: String,
@@ -107,19 +126,31 @@ pub struct LayerRow {
     /// `K^(l)` = mean of z^2, with its bag error.
     pub k: f64,
     pub k_stderr: f64,
-    /// Connected 4-point function `E z^4 - 3 (E z^2)^2`: all bags pooled,
-    /// bias-corrected and with errors by the delete-one-bag [`jackknife`].
+    /// Connected 4-point function `E z^4 - 3 (E z^2)^2`.
     pub g4c: f64,
     pub g4c_stderr: f64,
-    /// Excess kurtosis `E z^4 / (E z^2)^2 - 3`, as `g4c`.
+    /// Excess kurtosis `E z^4 / (E z^2)^2 - 3`.
     pub kurtosis: f64,
     pub kurtosis_stderr: f64,
+    /// `c6 = (mu6 - 15 mu4 mu2 + 30 mu2^3) / mu2^3`.
+    pub c6: f64,
+    pub c6_stderr: f64,
+    /// `c8 = (mu8 - 28 mu6 mu2 - 35 mu4^2 + 420 mu4 mu2^2 - 630 mu2^4) / mu2^4`.
+    pub c8: f64,
+    pub c8_stderr: f64,
     /// The recursion's infinite-width `K^(l)`.
     pub k_theory: f64,
-    /// The recursion's leading-order kurtosis `3 V / (n K^2)`.
+    /// `K^(l)` with its 1/n correction.
+    pub k_nlo: f64,
+    /// Leading-order kurtosis (`1/n`), c6 (`1/n^2`) and c8 (`1/n^3`).
     pub kurtosis_theory: f64,
-    /// Exact finite-n kurtosis (relu, `C_b = 0`); NaN where none is known.
+    pub c6_theory: f64,
+    pub c8_theory: f64,
+    /// The exact single-input chain: `E z^2`, kurtosis, c6, c8 (NaN only where it does not apply).
+    pub k_exact: f64,
     pub kurtosis_exact: f64,
+    pub c6_exact: f64,
+    pub c8_exact: f64,
     /// (kurtosis - best prediction) / stderr; best = exact where known, else the recursion.
     pub z: f64,
     /// Heavy tails seen in the data (no exact variance for deep nets): one bag
@@ -128,29 +159,56 @@ pub struct LayerRow {
     pub unreliable: Option<String>,
 }
 
+/// `mu_2, kurtosis, c6, c8` from pooled `E z^2, .., E z^8`.
+pub fn normalised_cumulants([m2, m4, m6, m8]: [f64; 4]) -> [f64; 4] {
+    [
+        m2,
+        m4 / (m2 * m2) - 3.0,
+        (m6 - 15.0 * m4 * m2 + 30.0 * m2.powi(3)) / m2.powi(3),
+        (m8 - 28.0 * m6 * m2 - 35.0 * m4 * m4 + 420.0 * m4 * m2 * m2 - 630.0 * m2.powi(4)) / m2.powi(4),
+    ]
+}
+
+/// The exact chain of every input of `arch` at width `n` (NaN rows where it does not apply).
+fn chains(arch: &ArchSpec, n: usize) -> Vec<Vec<nnqft_core::chain::ChainLayer>> {
+    arch.inputs.iter().map(|x| exact_chain(arch, x, n, default_atoms(arch.activation))).collect()
+}
+
 /// The rows of one reduced deep (arch, width).
 pub fn layer_rows(arch: &ArchSpec, r: &LayerReduced) -> Vec<LayerRow> {
     let (k, layers) = (arch.k(), arch.hidden_layers);
     let (c_w, c_b) = arch.variances();
     let theory: Vec<_> = arch.inputs.iter().map(|x| layer_theory(arch, x, r.width)).collect();
+    let exact = chains(arch, r.width);
     let nb = r.bags.len();
-    let mut rows: Vec<LayerRow> = (0..k * (layers + 1))
-        .map(|c| {
-            let (layer, point) = column_layer(c, k, layers);
-            let col: Vec<(f64, f64)> = r.bags.iter().map(|bag| bag[c]).collect();
-            let stat = |f: &dyn Fn((f64, f64)) -> f64| jackknife(nb, |keep| f(pooled(&col, keep)));
-            let (kk, k_se) = stat(&|(m2, _)| m2);
-            let (g4c, g4c_se) = stat(&|(m2, m4)| m4 - 3.0 * m2 * m2);
-            let (kurt, kurt_se) = stat(&kurtosis);
+    let mut rows = Vec::new();
+    for point in 0..k {
+        for layer in 1..=layers + 1 {
+            let col: Vec<[f64; 4]> = (0..nb).map(|b| r.powers(k, b, layer, point)).collect();
+            let pooled4 = |keep: &[usize]| -> [f64; 4] {
+                let mut m = [0.0; 4];
+                for &b in keep {
+                    for i in 0..4 {
+                        m[i] += col[b][i] / keep.len() as f64;
+                    }
+                }
+                m
+            };
+            let stat = |f: &dyn Fn([f64; 4]) -> f64| jackknife(nb, |keep| f(pooled4(keep)));
+            let (kk, k_se) = stat(&|m| m[0]);
+            let (g4c, g4c_se) = stat(&|m| m[1] - 3.0 * m[0] * m[0]);
+            let (kurt, kurt_se) = stat(&|m| normalised_cumulants(m)[1]);
+            let (c6, c6_se) = stat(&|m| normalised_cumulants(m)[2]);
+            let (c8, c8_se) = stat(&|m| normalised_cumulants(m)[3]);
             let th = theory[point][layer - 1];
-            let exact = th.exact;
-            let best = if exact.is_finite() { exact } else { th.kurtosis };
+            let ex = exact[point][layer - 1];
+            let best = if ex.kurtosis.is_finite() { ex.kurtosis } else { th.kurtosis };
             let unreliable = [("E z^2", 0usize), ("E z^4", 1)].into_iter().find_map(|(name, i)| {
-                let v: Vec<f64> = col.iter().map(|&(m2, m4)| if i == 0 { m2 } else { m4 }).collect();
+                let v: Vec<f64> = col.iter().map(|m| m[i]).collect();
                 let (g, crit) = nnqft_stats::grubbs(&v, crate::FLAG_ALPHA);
                 (g > crit).then(|| format!("one bag dominates {name} (Grubbs {g:.2} > {crit:.2})"))
             });
-            LayerRow {
+            rows.push(LayerRow {
                 arch: arch.name.clone(),
                 activation: arch.activation.name().to_string(),
                 c_w,
@@ -164,15 +222,24 @@ pub fn layer_rows(arch: &ArchSpec, r: &LayerReduced) -> Vec<LayerRow> {
                 g4c_stderr: g4c_se,
                 kurtosis: kurt,
                 kurtosis_stderr: kurt_se,
+                c6,
+                c6_stderr: c6_se,
+                c8,
+                c8_stderr: c8_se,
                 k_theory: th.k,
+                k_nlo: th.k_nlo,
                 kurtosis_theory: th.kurtosis,
-                kurtosis_exact: exact,
+                c6_theory: th.c6,
+                c8_theory: th.c8,
+                k_exact: ex.mu2,
+                kurtosis_exact: ex.kurtosis,
+                c6_exact: ex.c6,
+                c8_exact: ex.c8,
                 z: (kurt - best) / kurt_se,
                 unreliable,
-            }
-        })
-        .collect();
-    rows.sort_by_key(|r| (r.point, r.layer));
+            });
+        }
+    }
     rows
 }
 
@@ -186,17 +253,30 @@ pub fn write_layers(path: &Path, rows: &[LayerRow], footer: &serde_json::Value) 
         .u32("width", rows.iter().map(|r| r.width as u32).collect())
         .u32("layer", rows.iter().map(|r| r.layer as u32).collect())
         .u32("point", rows.iter().map(|r| r.point as u32).collect());
-    let cols: [(&str, fn(&LayerRow) -> f64); 10] = [
+    let cols: [(&str, fn(&LayerRow) -> f64); 23] = [
         ("K", |r| r.k),
         ("K_stderr", |r| r.k_stderr),
         ("g4c", |r| r.g4c),
         ("g4c_stderr", |r| r.g4c_stderr),
         ("kurtosis", |r| r.kurtosis),
         ("kurtosis_stderr", |r| r.kurtosis_stderr),
+        ("c6", |r| r.c6),
+        ("c6_stderr", |r| r.c6_stderr),
+        ("c8", |r| r.c8),
+        ("c8_stderr", |r| r.c8_stderr),
         ("K_theory", |r| r.k_theory),
+        ("K_nlo", |r| r.k_nlo),
         ("kurtosis_theory", |r| r.kurtosis_theory),
+        ("c6_theory", |r| r.c6_theory),
+        ("c8_theory", |r| r.c8_theory),
+        ("K_exact", |r| r.k_exact),
         ("kurtosis_exact", |r| r.kurtosis_exact),
+        ("c6_exact", |r| r.c6_exact),
+        ("c8_exact", |r| r.c8_exact),
         ("z", |r| r.z),
+        ("z_c6", |r| (r.c6 - r.c6_exact) / r.c6_stderr),
+        ("z_c8", |r| (r.c8 - r.c8_exact) / r.c8_stderr),
+        ("z_K", |r| (r.k - r.k_exact) / r.k_stderr),
     ];
     for (name, f) in cols {
         t.f64(name, rows.iter().map(f).collect());
@@ -212,21 +292,137 @@ pub fn write_layer_bags(path: &Path, p: &Pipeline, reduced: &[LayerReduced], foo
     let (mut arch, mut width, mut layer, mut point, mut bag, mut m2, mut m4) = (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
     for r in reduced {
         let a = p.arch(&r.arch).expect("arch");
-        for (b, cols) in r.bags.iter().enumerate() {
-            for (c, &(x2, x4)) in cols.iter().enumerate() {
-                let (l, pt) = column_layer(c, a.k(), a.hidden_layers);
-                arch.push(r.arch.clone());
-                width.push(r.width as u32);
-                layer.push(l as u32);
-                point.push(pt as u32);
-                bag.push(b as u32);
-                m2.push(x2);
-                m4.push(x4);
+        for b in 0..r.bags.len() {
+            for pt in 0..a.k() {
+                for l in 1..=a.hidden_layers + 1 {
+                    let m = r.powers(a.k(), b, l, pt);
+                    arch.push(r.arch.clone());
+                    width.push(r.width as u32);
+                    layer.push(l as u32);
+                    point.push(pt as u32);
+                    bag.push(b as u32);
+                    m2.push(m[0]);
+                    m4.push(m[1]);
+                }
             }
         }
     }
     let mut t = Table::default();
     t.utf8("arch", arch).u32("width", width).u32("layer", layer).u32("point", point).u32("bag", bag).f64("m2", m2).f64("m4", m4);
+    t.write(path, footer)
+}
+
+/// One row of `layer_moments.parquet`: a sorted tuple of inputs at one layer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LayerMomentRow {
+    pub arch: String,
+    pub width: usize,
+    pub layer: usize,
+    pub order: usize,
+    pub tuple: Vec<usize>,
+    /// `E prod z(x_t)` over all bags, with its bag error.
+    pub mean: f64,
+    pub stderr: f64,
+    /// The connected (cumulant) function: the mean minus its Wick pairings
+    /// (order 4) and minus the (4, 2) splits plus twice the Wick pairings
+    /// (order 6); pooled and jackknifed over bags.
+    pub connected: f64,
+    pub connected_stderr: f64,
+    /// Leading order: `K^(l)_ab` (order 2), the 4-point vertex recursion
+    /// (order 4); NaN for order 6.
+    pub theory: f64,
+    /// The exact chain where every index of the tuple is the same input; else NaN.
+    pub exact: f64,
+}
+
+/// The connected function of sorted tuple `t` from the means `m[order][i]`.
+fn connected(k: usize, t: &[usize], m: &dyn Fn(usize, usize) -> f64) -> f64 {
+    let get = |sub: &[usize]| {
+        let mut s = sub.to_vec();
+        s.sort_unstable();
+        m(s.len(), tuple_index(k, &s))
+    };
+    let g2 = |a: usize, b: usize| get(&[a, b]);
+    match t.len() {
+        2 => get(t),
+        4 => get(t) - wick(t, g2),
+        6 => {
+            let mut splits = 0.0;
+            for i in 0..6 {
+                for j in i + 1..6 {
+                    let rest: Vec<usize> = (0..6).filter(|&q| q != i && q != j).map(|q| t[q]).collect();
+                    splits += g2(t[i], t[j]) * get(&rest);
+                }
+            }
+            get(t) - splits + 2.0 * wick(t, g2)
+        }
+        o => panic!("connected functions of order 2, 4, 6 only, not {o}"),
+    }
+}
+
+/// The rows of `layer_moments.parquet` for one reduced deep (arch, width).
+pub fn layer_moment_rows(arch: &ArchSpec, r: &LayerReduced) -> Vec<LayerMomentRow> {
+    let k = arch.k();
+    let nb = r.bags.len();
+    let lo = multi_input_theory(arch, r.width);
+    let exact = chains(arch, r.width);
+    let mut rows = Vec::new();
+    for layer in 1..=arch.hidden_layers + 1 {
+        for order in [2, 4, 6] {
+            for (i, t) in tuples(k, order).iter().enumerate() {
+                let pooled = |keep: &[usize], o: usize, j: usize| keep.iter().map(|&b| r.bags[b][layer - 1][&o][j]).sum::<f64>() / keep.len() as f64;
+                let values: Vec<f64> = (0..nb).map(|b| r.bags[b][layer - 1][&order][i]).collect();
+                let (mean, _) = nnqft_stats::mean_std(&values);
+                let (conn, conn_se) = jackknife(nb, |keep| connected(k, t, &|o, j| pooled(keep, o, j)));
+                let ex = if t.iter().all(|&a| a == t[0]) {
+                    let c = exact[t[0]][layer - 1];
+                    match order {
+                        2 => c.mu2,
+                        4 => c.kurtosis * c.mu2.powi(2),
+                        _ => c.c6 * c.mu2.powi(3),
+                    }
+                } else {
+                    f64::NAN
+                };
+                rows.push(LayerMomentRow {
+                    arch: arch.name.clone(),
+                    width: r.width,
+                    layer,
+                    order,
+                    tuple: t.clone(),
+                    mean,
+                    stderr: nnqft_stats::stderr(&values),
+                    connected: conn,
+                    connected_stderr: conn_se,
+                    theory: lo[layer - 1].connected(t),
+                    exact: ex,
+                });
+            }
+        }
+    }
+    rows
+}
+
+/// Writes `layer_moments.parquet`.
+pub fn write_layer_moments(path: &Path, rows: &[LayerMomentRow], footer: &serde_json::Value) -> Result<()> {
+    let mut t = Table::default();
+    t.utf8("arch", rows.iter().map(|r| r.arch.clone()).collect())
+        .u32("width", rows.iter().map(|r| r.width as u32).collect())
+        .u32("layer", rows.iter().map(|r| r.layer as u32).collect())
+        .u8("order", rows.iter().map(|r| r.order as u8).collect())
+        .list_u16("tuple", &rows.iter().map(|r| r.tuple.iter().map(|&a| a as u16).collect()).collect::<Vec<Vec<u16>>>());
+    let cols: [(&str, fn(&LayerMomentRow) -> f64); 7] = [
+        ("mean", |r| r.mean),
+        ("stderr", |r| r.stderr),
+        ("connected", |r| r.connected),
+        ("connected_stderr", |r| r.connected_stderr),
+        ("theory", |r| r.theory),
+        ("exact", |r| r.exact),
+        ("z", |r| (r.connected - if r.exact.is_finite() { r.exact } else { r.theory }) / r.connected_stderr),
+    ];
+    for (name, f) in cols {
+        t.f64(name, rows.iter().map(f).collect());
+    }
     t.write(path, footer)
 }
 
@@ -236,14 +432,14 @@ pub fn format_layers(rows: &[LayerRow]) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{:<14} {:>5} {:>5} {:>5} {:>11} {:>11} {:>20} {:>11} {:>11} {:>6}",
-        "arch", "width", "point", "layer", "K", "K theory", "kurtosis", "recursion", "exact", "z"
+        "{:<14} {:>5} {:>5} {:>5} {:>11} {:>11} {:>20} {:>11} {:>11} {:>6} {:>22} {:>11}",
+        "arch", "width", "point", "layer", "K", "K theory", "kurtosis", "recursion", "exact", "z", "c6", "c6 exact"
     );
     for r in rows {
         let _ = writeln!(
             s,
-            "{:<14} {:>5} {:>5} {:>5} {:>11.4e} {:>11.4e} {:>9.4} +- {:<7.4} {:>11.4} {:>11.4} {:>6.2}",
-            r.arch, r.width, r.point, r.layer, r.k, r.k_theory, r.kurtosis, r.kurtosis_stderr, r.kurtosis_theory, r.kurtosis_exact, r.z
+            "{:<14} {:>5} {:>5} {:>5} {:>11.4e} {:>11.4e} {:>9.4} +- {:<7.4} {:>11.4} {:>11.4} {:>6.2} {:>10.4} +- {:<8.4} {:>11.4}",
+            r.arch, r.width, r.point, r.layer, r.k, r.k_theory, r.kurtosis, r.kurtosis_stderr, r.kurtosis_theory, r.kurtosis_exact, r.z, r.c6, r.c6_stderr, r.c6_exact
         );
     }
     s

@@ -356,7 +356,7 @@ pub fn up_to_date(p: &Pipeline, data: &Path) -> bool {
     };
     let single = shallow.sample.arch.is_empty()
         || current(&["moments.parquet", "moments_bags.parquet", "summary.parquet"], "moments_vs_width.png", &reduce::tables_hash(&shallow, false));
-    let deep = p.deep_archs().next().is_none() || current(&["layers.parquet", "layers_bags.parquet"], "layers.png", &reduce::tables_hash(p, true));
+    let deep = p.deep_archs().next().is_none() || current(&["layers.parquet", "layers_bags.parquet", "layer_moments.parquet"], "layers.png", &reduce::tables_hash(p, true));
     // No stale samples, and every part still there and this config's (footers only: cheap).
     let samples = || {
         use nnqft_store::plan::{State, expected_meta, plan, state};
@@ -389,6 +389,8 @@ fn run_layers(p: &Pipeline, data: &Path, opts: &Options) -> Result<Vec<layers::L
     });
     layers::write_layers(&data.join("layers.parquet"), &rows, &footer)?;
     layers::write_layer_bags(&data.join("layers_bags.parquet"), p, &reduced, &footer)?;
+    let moment_rows: Vec<layers::LayerMomentRow> = reduced.iter().flat_map(|r| layers::layer_moment_rows(p.arch(&r.arch).expect("arch"), r)).collect();
+    layers::write_layer_moments(&data.join("layer_moments.parquet"), &moment_rows, &footer)?;
     plot::write_layer_plots(data, &rows)?;
     Ok(rows)
 }

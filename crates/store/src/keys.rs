@@ -28,7 +28,7 @@ pub fn reduce_key(p: &Pipeline, arch: &ArchSpec, width: usize) -> String {
 
 /// The cache key of a deep arch's per-layer reduction.
 pub fn layers_key(p: &Pipeline, arch: &ArchSpec, width: usize) -> String {
-    format!("layers-{}", reduce_key(p, arch, width))
+    format!("layers-v2-{}", reduce_key(p, arch, width))
 }
 
 /// The `config_hash` that `moments.parquet` and `moments_bags.parquet`
