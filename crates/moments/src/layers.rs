@@ -243,6 +243,9 @@ pub fn layer_rows(arch: &ArchSpec, r: &LayerReduced) -> Vec<LayerRow> {
     rows
 }
 
+/// A named Float64 column of a table of `R` rows.
+type Col<R> = (&'static str, fn(&R) -> f64);
+
 /// Writes `layers.parquet`.
 pub fn write_layers(path: &Path, rows: &[LayerRow], footer: &serde_json::Value) -> Result<()> {
     let mut t = Table::default();
@@ -253,7 +256,7 @@ pub fn write_layers(path: &Path, rows: &[LayerRow], footer: &serde_json::Value) 
         .u32("width", rows.iter().map(|r| r.width as u32).collect())
         .u32("layer", rows.iter().map(|r| r.layer as u32).collect())
         .u32("point", rows.iter().map(|r| r.point as u32).collect());
-    let cols: [(&str, fn(&LayerRow) -> f64); 23] = [
+    let cols: [Col<LayerRow>; 23] = [
         ("K", |r| r.k),
         ("K_stderr", |r| r.k_stderr),
         ("g4c", |r| r.g4c),
@@ -287,28 +290,31 @@ pub fn write_layers(path: &Path, rows: &[LayerRow], footer: &serde_json::Value) 
 }
 
 /// Writes `layers_bags.parquet`: per bag, layer and point the bag means of
-/// z^2 (`m2`) and z^4 (`m4`), for fits with per-bag errors (the rg stage).
+/// z^2, z^4, z^6, z^8 (`m2`, `m4`, `m6`, `m8`), for fits with per-bag errors (the rg stage).
 pub fn write_layer_bags(path: &Path, p: &Pipeline, reduced: &[LayerReduced], footer: &serde_json::Value) -> Result<()> {
-    let (mut arch, mut width, mut layer, mut point, mut bag, mut m2, mut m4) = (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+    let (mut arch, mut width, mut layer, mut point, mut bag) = (vec![], vec![], vec![], vec![], vec![]);
+    let mut m: [Vec<f64>; 4] = Default::default();
     for r in reduced {
         let a = p.arch(&r.arch).expect("arch");
         for b in 0..r.bags.len() {
             for pt in 0..a.k() {
                 for l in 1..=a.hidden_layers + 1 {
-                    let m = r.powers(a.k(), b, l, pt);
                     arch.push(r.arch.clone());
                     width.push(r.width as u32);
                     layer.push(l as u32);
                     point.push(pt as u32);
                     bag.push(b as u32);
-                    m2.push(m[0]);
-                    m4.push(m[1]);
+                    for (col, v) in m.iter_mut().zip(r.powers(a.k(), b, l, pt)) {
+                        col.push(v);
+                    }
                 }
             }
         }
     }
     let mut t = Table::default();
-    t.utf8("arch", arch).u32("width", width).u32("layer", layer).u32("point", point).u32("bag", bag).f64("m2", m2).f64("m4", m4);
+    let [m2, m4, m6, m8] = m;
+    t.utf8("arch", arch).u32("width", width).u32("layer", layer).u32("point", point).u32("bag", bag);
+    t.f64("m2", m2).f64("m4", m4).f64("m6", m6).f64("m8", m8);
     t.write(path, footer)
 }
 
@@ -411,7 +417,7 @@ pub fn write_layer_moments(path: &Path, rows: &[LayerMomentRow], footer: &serde_
         .u32("layer", rows.iter().map(|r| r.layer as u32).collect())
         .u8("order", rows.iter().map(|r| r.order as u8).collect())
         .list_u16("tuple", &rows.iter().map(|r| r.tuple.iter().map(|&a| a as u16).collect()).collect::<Vec<Vec<u16>>>());
-    let cols: [(&str, fn(&LayerMomentRow) -> f64); 7] = [
+    let cols: [Col<LayerMomentRow>; 7] = [
         ("mean", |r| r.mean),
         ("stderr", |r| r.stderr),
         ("connected", |r| r.connected),

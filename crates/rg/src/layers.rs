@@ -1,20 +1,23 @@
-//! The layer flow of deep nets (docs/physics.md §8, seed 002): the kernel
-//! `K^(l)` and the excess kurtosis against the layer index `l`, measured
-//! (per-bag moments from `layers_bags.parquet`, pooled, with delete-one-bag
-//! jackknife errors and bias correction) beside the layer recursion
-//! and the exact relu kurtosis, with fitted exponential rates
-//! (`d ln X / d l`) and power-law exponents (`d ln X / d ln l`).
+//! The layer flow of deep nets (docs/physics.md §8, §11, seed 002): the kernel
+//! `K^(l)` and the normalised connected functions c4 (the excess kurtosis),
+//! c6, c8 against the layer index `l`, measured (per-bag moments from
+//! `layers_bags.parquet`, pooled, with delete-one-bag jackknife errors and bias
+//! correction) beside the exact single-input chain, with fitted exponential
+//! rates (`d ln X / d l`) and power-law exponents (`d ln X / d ln l`), the
+//! same fits to the chain, the leading-order asymptotics (`c_2m ~ l^(m-1)` at
+//! criticality) and whether one power law describes the measurement.
 
 use crate::{FlowRow, SlopeRow};
 use anyhow::{Result, bail};
+use nnqft_core::chain::{default_atoms, exact_chain};
 use nnqft_core::deep::{k1, layer_theory, recursion};
 use nnqft_core::{Activation, ArchSpec, Pipeline};
-use nnqft_stats::{jackknife, kurtosis, pooled};
+use nnqft_stats::jackknife;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// Per (arch, width, layer) of input point 0: the bags' (m2, m4).
-pub type LayerBags = BTreeMap<(String, usize, usize), Vec<(f64, f64)>>;
+/// Per (arch, width, layer) of input point 0: the bags' (m2, m4, m6, m8).
+pub type LayerBags = BTreeMap<(String, usize, usize), Vec<[f64; 4]>>;
 
 /// Reads input point 0 of `layers_bags.parquet`: one polars query filters
 /// the point, groups by (arch, width, layer) and gathers the bags in order.
@@ -38,10 +41,12 @@ pub fn load_layer_bags(path: &Path) -> Result<LayerBags> {
         }
     }
     let (arch, width, layer) = (nnqft_frames::strs(path, &rows, "arch")?, nnqft_frames::u32s(path, &rows, "width")?, nnqft_frames::u32s(path, &rows, "layer")?);
-    let (m2, m4) = (nnqft_frames::f64s(path, &rows, "m2")?, nnqft_frames::f64s(path, &rows, "m4")?);
+    let m = ["m2", "m4", "m6", "m8"].map(|c| nnqft_frames::f64s(path, &rows, c));
+    let [m2, m4, m6, m8] = m;
+    let (m2, m4, m6, m8) = (m2?, m4?, m6?, m8?);
     let mut out: LayerBags = BTreeMap::new();
     for i in 0..rows.height() {
-        out.entry((arch[i].clone(), width[i] as usize, layer[i] as usize)).or_default().push((m2[i], m4[i]));
+        out.entry((arch[i].clone(), width[i] as usize, layer[i] as usize)).or_default().push([m2[i], m4[i], m6[i], m8[i]]);
     }
     Ok(out)
 }
@@ -57,11 +62,39 @@ fn asymptotic(arch: &ArchSpec, coupling: &str, quantity: &str) -> f64 {
             if r.abs() < 1e-12 { 0.0 } else { r }
         }
         (Activation::Relu, "K", "exponent") if critical(2.0) => 0.0,
-        (Activation::Relu, "kurtosis", "exponent") if critical(2.0) => 1.0,
         (Activation::Tanh, "K", "exponent") if critical(1.0) => -1.0,
-        (Activation::Tanh, "kurtosis", "exponent") if critical(1.0) => 1.0,
+        // at criticality c_2m ~ l^(m - 1) / n^(m - 1) (leading order, large l)
+        (Activation::Relu, c, "exponent") if critical(2.0) => c_exponent(c),
+        (Activation::Tanh, c, "exponent") if critical(1.0) => c_exponent(c),
         _ => f64::NAN,
     }
+}
+
+/// `m - 1` for `c_2m` (the kurtosis is c4).
+fn c_exponent(coupling: &str) -> f64 {
+    match coupling {
+        "kurtosis" => 1.0,
+        "c6" => 2.0,
+        "c8" => 3.0,
+        _ => f64::NAN,
+    }
+}
+
+/// `E z^2, kurtosis, c6, c8` of pooled bags.
+fn pooled_cumulants(bags: &[[f64; 4]], keep: &[usize]) -> [f64; 4] {
+    let mut m = [0.0; 4];
+    for &b in keep {
+        for i in 0..4 {
+            m[i] += bags[b][i] / keep.len() as f64;
+        }
+    }
+    let [m2, m4, m6, m8] = m;
+    [
+        m2,
+        m4 / (m2 * m2) - 3.0,
+        (m6 - 15.0 * m4 * m2 + 30.0 * m2.powi(3)) / m2.powi(3),
+        (m8 - 28.0 * m6 * m2 - 35.0 * m4 * m4 + 420.0 * m4 * m2 * m2 - 630.0 * m2.powi(4)) / m2.powi(4),
+    ]
 }
 
 /// The recursion's fixed point `K* > 0` and `chi_par(K*)`, when the flow
@@ -84,7 +117,7 @@ pub fn non_trivial_fixed_point(arch: &ArchSpec) -> Option<(f64, f64)> {
 pub fn layer_flow(arch: &ArchSpec, width: usize, bags: &LayerBags) -> Result<(Vec<FlowRow>, Vec<SlopeRow>)> {
     let layers = arch.hidden_layers;
     let th = layer_theory(arch, &arch.inputs[0], width);
-    let exact_kurt = |l: usize| if th[l - 1].exact.is_finite() { th[l - 1].exact } else { th[l - 1].kurtosis };
+    let chain = exact_chain(arch, &arch.inputs[0], width, default_atoms(arch.activation));
     let mut per_layer = Vec::new();
     for l in 1..=layers + 1 {
         let Some(b) = bags.get(&(arch.name.clone(), width, l)) else {
@@ -93,13 +126,13 @@ pub fn layer_flow(arch: &ArchSpec, width: usize, bags: &LayerBags) -> Result<(Ve
         per_layer.push(b.clone());
     }
     let nb = per_layer[0].len();
-    let k_of = |l: usize, keep: &[usize]| pooled(&per_layer[l - 1], keep).0;
-    let kurt_of = |l: usize, keep: &[usize]| kurtosis(pooled(&per_layer[l - 1], keep));
     let mut flow = Vec::new();
     let mut slopes = Vec::new();
-    type Quantity<'a> = (&'static str, &'a dyn Fn(usize, &[usize]) -> f64, Box<dyn Fn(usize) -> f64 + 'a>, usize);
-    let quantities: [Quantity; 2] = [("K", &k_of, Box::new(|l| th[l - 1].k), 1), ("kurtosis", &kurt_of, Box::new(exact_kurt), 2)];
-    for (coupling, of, exact, first) in quantities {
+    for (qi, coupling) in ["K", "kurtosis", "c6", "c8"].into_iter().enumerate() {
+        let of = |l: usize, keep: &[usize]| pooled_cumulants(&per_layer[l - 1], keep)[qi];
+        // K: the infinite-width recursion (the flow's law); c_n: the exact chain
+        let exact = |l: usize| if qi == 0 { th[l - 1].k } else { chain[l - 1].c(2 * qi + 2) };
+        let first = if qi == 0 { 1 } else { 2 };
         let ls: Vec<usize> = (first..=layers + 1).collect();
         let est: Vec<(f64, f64)> = ls.iter().map(|&l| jackknife(nb, |keep| of(l, keep))).collect();
         for (&l, &(value, stderr)) in ls.iter().zip(&est) {
@@ -118,9 +151,14 @@ pub fn layer_flow(arch: &ArchSpec, width: usize, bags: &LayerBags) -> Result<(Ve
                 n_unreliable: 0,
             });
         }
+        // ln c_n needs c_n > 0: fit the layers where the measurement is
+        // positive by more than 2 standard errors (noisy c6, c8 at wide layers)
+        let all = ls.len();
+        let (ls, est): (Vec<usize>, Vec<(f64, f64)>) = ls.into_iter().zip(est).filter(|(_, (m, s))| *m > 2.0 * s && s.is_finite()).unzip();
         if ls.len() < 3 {
             continue;
         }
+        let dropped = if ls.len() < all { format!(" (fit over the {} of {all} layers where it is > 2 se)", ls.len()) } else { String::new() };
         let w: Vec<f64> = est.iter().map(|(m, s)| if *s > 0.0 && s.is_finite() { (m / s).powi(2) } else { 1.0 }).collect();
         let exact_y: Vec<f64> = ls.iter().map(|&l| exact(l).abs().ln()).collect();
         let ln = |v: f64| if v > 0.0 { v.ln() } else { f64::NAN };
@@ -149,13 +187,16 @@ pub fn layer_flow(arch: &ArchSpec, width: usize, bags: &LayerBags) -> Result<(Ve
             });
         }
         let dof = (ls.len() - 2) as f64;
+        let p_power = nnqft_stats::chi2_sf(chi2[1], ls.len() - 2);
         let verdict = format!(
-            "chi2/dof: exponential {}, power law {} ({} describes l = {}..{} better)",
+            "chi2/dof: exponential {}, power law {} ({} describes l = {}..{}{dropped} better); one power law {} (p = {})",
             nnqft_cli::fmt_g(chi2[0] / dof),
             nnqft_cli::fmt_g(chi2[1] / dof),
             if chi2[0] < chi2[1] { "exponential" } else { "power law" },
-            first,
-            layers + 1
+            ls[0],
+            ls[ls.len() - 1],
+            if p_power >= 0.01 { "describes the measurement" } else if p_power < 0.01 { "does not describe the measurement" } else { "cannot be tested" },
+            nnqft_cli::fmt_g(p_power)
         );
         let fixed = (coupling == "K").then(|| non_trivial_fixed_point(arch)).flatten();
         let verdict = match fixed {
@@ -193,38 +234,42 @@ pub fn layer_flows(p: &Pipeline, data: &Path) -> Result<(Vec<FlowRow>, Vec<Slope
     Ok((flow, slopes))
 }
 
-/// The per-layer table of the report: measured K and kurtosis beside the
-/// recursion and the exact relu kurtosis.
+/// The per-layer table of the report: measured K, kurtosis, c6 and c8 beside
+/// the leading orders and the exact chain.
 pub fn format_layer_table(p: &Pipeline, flow: &[FlowRow]) -> String {
     use nnqft_cli::fmt_g as num;
-    use std::fmt::Write;
-    let mut s = String::new();
-    let _ = writeln!(s, "| arch | C_W | C_b | n | l | K | stderr | K recursion | kurtosis | stderr | recursion (1/n) | exact | (kurt - best) / se |");
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
-    for k in flow.iter().filter(|r| r.kind == "layer" && r.coupling == "K") {
+    let pm = |r: Option<&FlowRow>| r.map_or("-".to_string(), |r| format!("{} ± {}", num(r.value), num(r.stderr)));
+    let rows = flow.iter().filter(|r| r.kind == "layer" && r.coupling == "K").map(|k| {
         let arch = p.arch(&k.arch).expect("arch");
         let (c_w, c_b) = arch.variances();
         let l = k.scale as usize;
-        let th = layer_theory(arch, &arch.inputs[0], k.width);
-        let kt = flow.iter().find(|r| r.kind == "layer" && r.coupling == "kurtosis" && r.arch == k.arch && r.width == k.width && r.scale == k.scale);
-        let exact = th[l - 1].exact;
-        let (kv, kse, z) = kt.map_or((f64::NAN, f64::NAN, f64::NAN), |r| (r.value, r.stderr, (r.value - r.exact) / r.stderr));
-        let _ = writeln!(
-            s,
-            "| {} | {} | {} | {} | {l} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            k.arch,
+        let th = layer_theory(arch, &arch.inputs[0], k.width)[l - 1];
+        let find = |c: &str| flow.iter().find(|r| r.kind == "layer" && r.coupling == c && r.arch == k.arch && r.width == k.width && r.scale == k.scale);
+        let z = find("kurtosis").map_or("-".to_string(), |r| format!("{:.2}", (r.value - r.exact) / r.stderr));
+        let ex = |c: &str| find(c).map_or(f64::NAN, |r| r.exact);
+        vec![
+            k.arch.clone(),
             num(c_w),
             num(c_b),
-            k.width,
-            num(k.value),
-            num(k.stderr),
-            num(th[l - 1].k),
-            num(kv),
-            num(kse),
-            num(th[l - 1].kurtosis),
-            num(exact),
-            if z.is_finite() { format!("{z:.2}") } else { "-".into() }
-        );
-    }
-    s
+            k.width.to_string(),
+            l.to_string(),
+            pm(Some(k)),
+            num(th.k),
+            num(th.k_nlo),
+            pm(find("kurtosis")),
+            num(th.kurtosis),
+            num(ex("kurtosis")),
+            z,
+            pm(find("c6")),
+            num(th.c6),
+            num(ex("c6")),
+            pm(find("c8")),
+            num(th.c8),
+            num(ex("c8")),
+        ]
+    });
+    nnqft_report::table(
+        &["arch", "C_W", "C_b", "n", "l", "K", "K (n = inf)", "K (1/n)", "kurtosis", "LO", "chain", "(kurt - chain) / se", "c6", "LO", "chain", "c8", "LO", "chain"],
+        rows,
+    )
 }

@@ -70,10 +70,10 @@ pub(crate) fn write_rg_plots(data: &Path, flow: &[FlowRow]) -> Result<Vec<String
     if !layer.is_empty() {
         let mut archs: Vec<&str> = layer.iter().map(|r| r.arch.as_str()).collect();
         archs.dedup();
-        let panels: Vec<Panel> = ["K", "kurtosis"]
+        let panels: Vec<Panel> = ["K", "kurtosis", "c6", "c8"]
             .iter()
             .map(|c| Panel::new(
-                format!("{c} against the layer (largest width)"),
+                format!("{} against the layer (largest width)", if *c == "kurtosis" { "c4 (kurtosis)" } else { c }),
                 "layer l",
                 c.to_string(),
                 archs
@@ -85,12 +85,13 @@ pub(crate) fn write_rg_plots(data: &Path, flow: &[FlowRow]) -> Result<Vec<String
                         [
                             Series::markers(format!("{a} n = {w}"), rows.iter().map(|r| (r.scale, r.value)).collect(), i)
                                 .with_errors(rows.iter().map(|r| r.stderr).collect()),
-                            Series::line(format!("{a} theory"), rows.iter().map(|r| (r.scale, r.exact)).collect(), i),
+                            Series::line(format!("{a} {}", if *c == "K" { "recursion" } else { "exact chain" }), rows.iter().map(|r| (r.scale, r.exact)).collect(), i),
                         ]
                     })
                     .collect(),
             )
-            .scales(Scale::Integer, Scale::Log))
+            // c_n against l on log-log axes: a power law is a straight line
+            .scales(if *c == "K" { Scale::Integer } else { Scale::Log }, Scale::Log))
             .collect();
         write_panels(&dir, "rg_layers", &panels)?;
         written.push("rg_layers".to_string());
@@ -132,7 +133,7 @@ pub fn format_report(p: &Pipeline, flow: &[FlowRow], slopes: &[SlopeRow], plots:
     for (kind, title) in [
         ("cutoff", "Cutoff flow: lambda_bar(L) (docs/physics.md §7)"),
         ("sigma_w", "sigma_W flow: u4, u6 (docs/physics.md §6, reference talk 001)"),
-        ("layer", "Layer flow of deep nets: K and kurtosis against l (docs/physics.md §8, reference talk 002)"),
+        ("layer", "Layer flow of deep nets: K, kurtosis, c6, c8 against l (docs/physics.md §8, §11, reference talk 002)"),
     ] {
         let rows: Vec<&SlopeRow> = slopes.iter().filter(|r| r.kind == kind).collect();
         if rows.is_empty() {
@@ -142,19 +143,19 @@ pub fn format_report(p: &Pipeline, flow: &[FlowRow], slopes: &[SlopeRow], plots:
         if kind == "layer" {
             let _ = writeln!(
                 s,
-                "Input point 0, unit 0's pre-activation at layer l (l = L + 1 is the output). `K recursion` and \
-                 `recursion (1/n)` are the recursions of docs/physics.md §8 (infinite-width K, leading-order kurtosis \
-                 3 v / K^2, v accumulated with each layer's width); `exact` is 3 [prod_(m<l) (1 + 5/n_m) - 1] \
-                 (relu, C_b = 0). The last column compares with \
-                 exact where known, else with the recursion.\n"
+                "Input point 0, unit 0's pre-activation at layer l (l = L + 1 is the output). `K (n = inf)` is the \
+                 infinite-width recursion and `K (1/n)` adds its first finite-width correction; `LO` are the \
+                 leading orders in 1/n of the kurtosis (1/n), c6 (1/n^2) and c8 (1/n^3); `chain` is the exact \
+                 single-input theory at this width (docs/physics.md §8, §11).\n"
             );
             s.push_str(&layers::format_layer_table(p, flow));
             let _ = writeln!(
                 s,
                 "\nRates are d ln X / d l and exponents d ln X / d ln l by weighted least squares over the layers \
-                 (kurtosis from l = 2); stderr from the per-bag fits; `exact` is the same fit to the theory values \
-                 (exact relu kurtosis where known, else the recursion). The note compares how well an exponential \
-                 and a power law describe the measurement.\n"
+                 (kurtosis, c6, c8 from l = 2); stderr from the per-bag fits; `exact` is the same fit to the exact \
+                 chain (K: to the recursion); `asymptotic` is the large-l leading order (c_2m ~ l^(m-1) at \
+                 criticality). The note compares an exponential with a power law and says whether one power law \
+                 describes the measurement (chi-square p >= 0.01).\n"
             );
         }
         s.push_str(&nnqft_report::table(

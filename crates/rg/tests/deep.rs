@@ -54,7 +54,7 @@ fn relu_critical_kurtosis_and_layer_report() {
             let (l, x) = (layer.value(i) as usize, [1.0, 0.5][point.value(i) as usize]);
             // relu at criticality conserves K = C_W x^2 exactly, at any width
             assert!((k.value(i) - 2.0 * x * x).abs() < 3.0 * kse.value(i), "K at l = {l}: {} +- {}", k.value(i), kse.value(i));
-            assert_eq!(exact.value(i), relu_exact_kurtosis(32, l));
+            assert!((exact.value(i) - relu_exact_kurtosis(32, l)).abs() < 1e-10, "chain {} vs closed form", exact.value(i));
             if l == 2 || l == 4 {
                 let z = (kurt.value(i) - exact.value(i)) / kurt_se.value(i);
                 eprintln!("relu-crit n = 32 l = {l} point {}: kurtosis {} +- {} exact {} (z = {z:.2})", point.value(i), kurt.value(i), kurt_se.value(i), exact.value(i));

@@ -135,6 +135,20 @@ pub fn low_spread_p(ratio: f64, bags: usize) -> f64 {
     ChiSquared::new(dof).expect("dof > 0").cdf(dof * ratio * ratio)
 }
 
+/// `P(chi2_dof > x)`, the p-value of a chi-square statistic (NaN for `dof = 0`
+/// or a non-finite `x`).
+///
+/// ```
+/// assert!((nnqft_stats::chi2_sf(3.841458820694124, 1) - 0.05).abs() < 1e-12);
+/// ```
+pub fn chi2_sf(x: f64, dof: usize) -> f64 {
+    use statrs::distribution::{ChiSquared, ContinuousCDF};
+    if dof == 0 || !x.is_finite() {
+        return f64::NAN;
+    }
+    ChiSquared::new(dof as f64).expect("dof > 0").sf(x)
+}
+
 /// Grubbs' outlier statistic of a sample, `max_i |x_i - mean| / std`, and
 /// its critical value at significance `alpha` for a Gaussian sample of this
 /// size (two-sided): a larger statistic says one value (one bag) dominates
