@@ -159,15 +159,7 @@ pub struct LayerRow {
     pub unreliable: Option<String>,
 }
 
-/// `mu_2, kurtosis, c6, c8` from pooled `E z^2, .., E z^8`.
-pub fn normalised_cumulants([m2, m4, m6, m8]: [f64; 4]) -> [f64; 4] {
-    [
-        m2,
-        m4 / (m2 * m2) - 3.0,
-        (m6 - 15.0 * m4 * m2 + 30.0 * m2.powi(3)) / m2.powi(3),
-        (m8 - 28.0 * m6 * m2 - 35.0 * m4 * m4 + 420.0 * m4 * m2 * m2 - 630.0 * m2.powi(4)) / m2.powi(4),
-    ]
-}
+pub use nnqft_stats::normalised_cumulants;
 
 /// The exact chain of every input of `arch` at width `n` (NaN rows where it does not apply).
 fn chains(arch: &ArchSpec, n: usize) -> Vec<Vec<nnqft_core::chain::ChainLayer>> {

@@ -88,13 +88,7 @@ fn pooled_cumulants(bags: &[[f64; 4]], keep: &[usize]) -> [f64; 4] {
             m[i] += bags[b][i] / keep.len() as f64;
         }
     }
-    let [m2, m4, m6, m8] = m;
-    [
-        m2,
-        m4 / (m2 * m2) - 3.0,
-        (m6 - 15.0 * m4 * m2 + 30.0 * m2.powi(3)) / m2.powi(3),
-        (m8 - 28.0 * m6 * m2 - 35.0 * m4 * m4 + 420.0 * m4 * m2 * m2 - 630.0 * m2.powi(4)) / m2.powi(4),
-    ]
+    nnqft_stats::normalised_cumulants(m)
 }
 
 /// The recursion's fixed point `K* > 0` and `chi_par(K*)`, when the flow

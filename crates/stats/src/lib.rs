@@ -76,6 +76,22 @@ pub fn kurtosis((m2, m4): (f64, f64)) -> f64 {
     m4 / (m2 * m2) - 3.0
 }
 
+/// `[mu_2, c4, c6, c8]` of a symmetric variable from its even moments
+/// `[mu_2, mu_4, mu_6, mu_8]`: `c_2m = kappa_2m / mu_2^m` (c4 is the excess kurtosis).
+///
+/// ```
+/// // a standard normal: every higher cumulant vanishes
+/// assert_eq!(nnqft_stats::normalised_cumulants([1.0, 3.0, 15.0, 105.0]), [1.0, 0.0, 0.0, 0.0]);
+/// ```
+pub fn normalised_cumulants([m2, m4, m6, m8]: [f64; 4]) -> [f64; 4] {
+    [
+        m2,
+        m4 / (m2 * m2) - 3.0,
+        (m6 - 15.0 * m4 * m2 + 30.0 * m2.powi(3)) / m2.powi(3),
+        (m8 - 28.0 * m6 * m2 - 35.0 * m4 * m4 + 420.0 * m4 * m2 * m2 - 630.0 * m2.powi(4)) / m2.powi(4),
+    ]
+}
+
 /// Least-squares slope of y against x.
 ///
 /// ```

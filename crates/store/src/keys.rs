@@ -10,10 +10,11 @@ use nnqft_core::{ArchSpec, Pipeline};
 pub const MOMENTS_VERSION: u32 = 1;
 
 /// Version of the moments tables' columns (2: the exact estimator variance
-/// and the unreliable flags, also on the per-layer rows); enters [`tables_hash`] but not the cache key,
+/// and the unreliable flags, also on the per-layer rows; 3: c6, c8, the exact
+/// chain and the NLO kernel per layer, m6 and m8 per bag, layer_moments.parquet); enters [`tables_hash`] but not the cache key,
 /// so a new version rewrites the tables from the cached reductions and
 /// fit and rg refuse tables of an older one.
-pub const TABLES_VERSION: u32 = 2;
+pub const TABLES_VERSION: u32 = 3;
 
 /// The cache key: the samples' config hash, the orders and the reducer version.
 pub fn reduce_key(p: &Pipeline, arch: &ArchSpec, width: usize) -> String {
@@ -28,7 +29,7 @@ pub fn reduce_key(p: &Pipeline, arch: &ArchSpec, width: usize) -> String {
 
 /// The cache key of a deep arch's per-layer reduction.
 pub fn layers_key(p: &Pipeline, arch: &ArchSpec, width: usize) -> String {
-    format!("layers-v2-{}", reduce_key(p, arch, width))
+    format!("layers-v2-{}", reduce_key(p, arch, width)) // v2: tuples of orders 2..8 per layer
 }
 
 /// The `config_hash` that `moments.parquet` and `moments_bags.parquet`
