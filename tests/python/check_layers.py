@@ -14,7 +14,7 @@ data = sys.argv[1]
 lay = pl.read_parquet(f"{data}/layers.parquet")
 want = ["arch", "activation", "c_w", "c_b", "width", "layer", "point", "K", "K_stderr", "g4c", "g4c_stderr",
         "kurtosis", "kurtosis_stderr", "c6", "c6_stderr", "c8", "c8_stderr", "K_theory", "K_nlo", "kurtosis_theory",
-        "c6_theory", "c8_theory", "K_exact", "kurtosis_exact", "c6_exact", "c8_exact", "z", "z_c6", "z_c8", "z_K",
+        "c6_theory", "c8_theory", "K_exact", "kurtosis_exact", "c6_exact", "c8_exact", "z", "z_c6", "z_c8", "z_K", "spread_ratio",
         "unreliable", "unreliable_reason"]
 assert lay.columns == want, lay.columns
 footer = json.loads(pq.ParquetFile(f"{data}/layers.parquet").metadata.metadata[b"nnqft"])

@@ -74,13 +74,17 @@ pub struct ChainLayer {
     pub c6: f64,
     /// `kappa_8 / mu_2^4`.
     pub c8: f64,
+    /// `E (G^(l-1))^m` for `m = 1..=8`: with [`ChainLayer::z_moment`] the exact
+    /// variance of the sample moments up to `z^8` (which needs `E z^16`).
+    pub g_moments: [f64; 8],
 }
 
 impl ChainLayer {
-    /// From the cumulants `kappa_1..kappa_4` of `G^(l-1)`.
-    fn from_cumulants(layer: usize, k: [f64; 4]) -> Self {
+    /// From the cumulants `kappa_1..kappa_4` of `G^(l-1)` and its raw moments.
+    fn from_cumulants(layer: usize, k: [f64; 4], g_moments: [f64; 8]) -> Self {
         ChainLayer {
             layer,
+            g_moments,
             mu2: k[0],
             kurtosis: 3.0 * k[1] / k[0].powi(2),
             c6: 15.0 * k[2] / k[0].powi(3),
@@ -97,6 +101,21 @@ impl ChainLayer {
             _ => panic!("c_n for n = 4, 6, 8 only, not {order}"),
         }
     }
+
+    /// `E z^p` for even `p = 2..=16`: `(p - 1)!! E G^(p/2)`; 0 for odd `p`.
+    ///
+    /// ```
+    /// let c = nnqft_core::chain::relu_closed_form(2.0, 1.0, &[]);
+    /// assert_eq!(c[0].z_moment(8), 105.0); // layer 1 is N(0, 1)
+    /// ```
+    pub fn z_moment(&self, p: usize) -> f64 {
+        assert!((1..=16).contains(&p), "E z^p for p <= 16 only, not {p}");
+        if p % 2 == 1 {
+            return 0.0;
+        }
+        let double_factorial: f64 = (1..p).step_by(2).map(|i| i as f64).product();
+        double_factorial * self.g_moments[p / 2 - 1]
+    }
 }
 
 /// A discrete probability measure: `sum_i w_i delta(x_i)`.
@@ -109,6 +128,20 @@ struct Measure {
 impl Measure {
     fn point(x: f64) -> Self {
         Measure { x: vec![x], w: vec![1.0] }
+    }
+
+    /// Raw moments 1..=8.
+    fn raw_moments(&self) -> [f64; 8] {
+        let total: f64 = self.w.iter().sum();
+        let mut m = [0.0; 8];
+        for (x, w) in self.x.iter().zip(&self.w) {
+            let mut p = 1.0;
+            for v in m.iter_mut() {
+                p *= x;
+                *v += w * p / total;
+            }
+        }
+        m
     }
 
     /// Cumulants 1..4.
@@ -239,7 +272,7 @@ pub fn chain(act: Activation, c_w: f64, c_b: f64, k1: f64, widths: &[usize], ato
     assert!(atoms >= 2, "at least 2 atoms");
     let rule = unit_rule();
     let mut law = Measure::point(k1);
-    let mut out = vec![ChainLayer::from_cumulants(1, law.cumulants())];
+    let mut out = vec![ChainLayer::from_cumulants(1, law.cumulants(), law.raw_moments())];
     for (l, &nl) in widths.iter().enumerate() {
         let parts: Vec<Measure> = law
             .x
@@ -258,7 +291,7 @@ pub fn chain(act: Activation, c_w: f64, c_b: f64, k1: f64, widths: &[usize], ato
             mix.w.extend(part.w.iter().map(|w| w * wg));
         }
         law = mix.reduce(atoms);
-        out.push(ChainLayer::from_cumulants(l + 2, law.cumulants()));
+        out.push(ChainLayer::from_cumulants(l + 2, law.cumulants(), law.raw_moments()));
     }
     out
 }
@@ -273,7 +306,7 @@ pub fn chain(act: Activation, c_w: f64, c_b: f64, k1: f64, widths: &[usize], ato
 /// assert!((c[1].mu2 - 1.0).abs() < 1e-15);
 /// ```
 pub fn relu_closed_form(c_w: f64, k1: f64, widths: &[usize]) -> Vec<ChainLayer> {
-    let mut moments = [k1, k1 * k1, k1.powi(3), k1.powi(4)]; // E G^m, m = 1..4
+    let mut moments: [f64; 8] = std::array::from_fn(|m| k1.powi(m as i32 + 1)); // E G^m, m = 1..8
     let mut out = vec![layer_from_raw(1, moments)];
     for (l, &n) in widths.iter().enumerate() {
         for (m, g) in moments.iter_mut().enumerate() {
@@ -298,10 +331,10 @@ pub fn relu_r_moment(c_w: f64, n: usize, m: usize) -> f64 {
     e / 2f64.powi(n as i32) * (c_w / n as f64).powi(m as i32)
 }
 
-fn layer_from_raw(layer: usize, g: [f64; 4]) -> ChainLayer {
-    let [m1, m2, m3, m4] = g;
+fn layer_from_raw(layer: usize, g: [f64; 8]) -> ChainLayer {
+    let [m1, m2, m3, m4, ..] = g;
     let k2 = m2 - m1 * m1;
     let k3 = m3 - 3.0 * m2 * m1 + 2.0 * m1.powi(3);
     let k4 = m4 - 4.0 * m3 * m1 - 3.0 * m2 * m2 + 12.0 * m2 * m1 * m1 - 6.0 * m1.powi(4);
-    ChainLayer::from_cumulants(layer, [m1, k2, k3, k4])
+    ChainLayer::from_cumulants(layer, [m1, k2, k3, k4], g)
 }

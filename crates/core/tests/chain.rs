@@ -16,6 +16,9 @@ fn assert_layers_close(got: &[ChainLayer], want: &[ChainLayer], tol: f64, what: 
         for (name, a, b) in [("mu2", g.mu2, w.mu2), ("kurtosis", g.kurtosis, w.kurtosis), ("c6", g.c6, w.c6), ("c8", g.c8, w.c8)] {
             assert!(close(a, b, tol), "{what} l = {}: {name} {a:.15e} vs {b:.15e}", g.layer);
         }
+        for (m, (a, b)) in g.g_moments.iter().zip(&w.g_moments).enumerate() {
+            assert!((a - b).abs() <= tol * b.abs(), "{what} l = {}: E G^{} {a:.15e} vs {b:.15e}", g.layer, m + 1);
+        }
     }
 }
 

@@ -153,9 +153,13 @@ pub struct LayerRow {
     pub c8_exact: f64,
     /// (kurtosis - best prediction) / stderr; best = exact where known, else the recursion.
     pub z: f64,
-    /// Heavy tails seen in the data (no exact variance for deep nets): one bag
-    /// dominates the spread of the bags' E z^2 or E z^4 (Grubbs' test at
-    /// [`crate::FLAG_ALPHA`]); None when no bag does.
+    /// The smallest, over `E z^2 .. E z^8`, of the bags' spread over its exact
+    /// value from the chain (about 1 when the bag errors are honest).
+    pub spread_ratio: f64,
+    /// Heavy tails: for one of `E z^2 .. E z^8`, the bags spread far less than
+    /// the chain says they should ([`crate::LOW_SPREAD`], chi-square p below
+    /// [`crate::FLAG_ALPHA`]: the tail events that carry its variance were not
+    /// sampled) or one bag dominates (Grubbs' test); None otherwise.
     pub unreliable: Option<String>,
 }
 
@@ -167,7 +171,7 @@ fn chains(arch: &ArchSpec, n: usize) -> Vec<Vec<nnqft_core::chain::ChainLayer>> 
 }
 
 /// The rows of one reduced deep (arch, width).
-pub fn layer_rows(arch: &ArchSpec, r: &LayerReduced) -> Vec<LayerRow> {
+pub fn layer_rows(arch: &ArchSpec, r: &LayerReduced, nets_per_bag: u64) -> Vec<LayerRow> {
     let (k, layers) = (arch.k(), arch.hidden_layers);
     let (c_w, c_b) = arch.variances();
     let theory: Vec<_> = arch.inputs.iter().map(|x| layer_theory(arch, x, r.width)).collect();
@@ -195,10 +199,20 @@ pub fn layer_rows(arch: &ArchSpec, r: &LayerReduced) -> Vec<LayerRow> {
             let th = theory[point][layer - 1];
             let ex = exact[point][layer - 1];
             let best = if ex.kurtosis.is_finite() { ex.kurtosis } else { th.kurtosis };
-            let unreliable = [("E z^2", 0usize), ("E z^4", 1)].into_iter().find_map(|(name, i)| {
+            // Per moment E z^2j: the bags' spread against the exact one from
+            // the chain (Var z^2j = E z^4j - (E z^2j)^2), and Grubbs' test.
+            let spreads: Vec<f64> = (0..4)
+                .map(|i| {
+                    let p2 = 2 * (i + 1);
+                    let exact_sd = ((ex.z_moment(2 * p2) - ex.z_moment(p2).powi(2)) / nets_per_bag as f64).sqrt();
+                    nnqft_stats::mean_std(&col.iter().map(|m| m[i]).collect::<Vec<_>>()).1 / exact_sd
+                })
+                .collect();
+            let unreliable = (0..4).find_map(|i| {
                 let v: Vec<f64> = col.iter().map(|m| m[i]).collect();
-                let (g, crit) = nnqft_stats::grubbs(&v, crate::FLAG_ALPHA);
-                (g > crit).then(|| format!("one bag dominates {name} (Grubbs {g:.2} > {crit:.2})"))
+                let ratio = if spreads[i].is_finite() { spreads[i] } else { 1.0 };
+                crate::unreliable_reason(ratio, nnqft_stats::grubbs(&v, crate::FLAG_ALPHA), nb)
+                    .map(|why| format!("E z^{}: {why}{}", 2 * (i + 1), if ratio < crate::LOW_SPREAD { " (tails not sampled)" } else { "" }))
             });
             rows.push(LayerRow {
                 arch: arch.name.clone(),
@@ -228,6 +242,7 @@ pub fn layer_rows(arch: &ArchSpec, r: &LayerReduced) -> Vec<LayerRow> {
                 c6_exact: ex.c6,
                 c8_exact: ex.c8,
                 z: (kurt - best) / kurt_se,
+                spread_ratio: spreads.iter().copied().fold(f64::INFINITY, f64::min),
                 unreliable,
             });
         }
@@ -248,7 +263,7 @@ pub fn write_layers(path: &Path, rows: &[LayerRow], footer: &serde_json::Value) 
         .u32("width", rows.iter().map(|r| r.width as u32).collect())
         .u32("layer", rows.iter().map(|r| r.layer as u32).collect())
         .u32("point", rows.iter().map(|r| r.point as u32).collect());
-    let cols: [Col<LayerRow>; 23] = [
+    let cols: [Col<LayerRow>; 24] = [
         ("K", |r| r.k),
         ("K_stderr", |r| r.k_stderr),
         ("g4c", |r| r.g4c),
@@ -272,6 +287,7 @@ pub fn write_layers(path: &Path, rows: &[LayerRow], footer: &serde_json::Value) 
         ("z_c6", |r| (r.c6 - r.c6_exact) / r.c6_stderr),
         ("z_c8", |r| (r.c8 - r.c8_exact) / r.c8_stderr),
         ("z_K", |r| (r.k - r.k_exact) / r.k_stderr),
+        ("spread_ratio", |r| r.spread_ratio),
     ];
     for (name, f) in cols {
         t.f64(name, rows.iter().map(f).collect());

@@ -378,7 +378,7 @@ fn run_layers(p: &Pipeline, data: &Path, opts: &Options) -> Result<Vec<layers::L
         nnqft_store::atomic::clean_stale_temps(&dir, None)?;
     }
     let reduced = layers::reduce_layers(p, data, opts.force)?;
-    let rows: Vec<layers::LayerRow> = reduced.iter().flat_map(|r| layers::layer_rows(p.arch(&r.arch).expect("arch"), r)).collect();
+    let rows: Vec<layers::LayerRow> = reduced.iter().flat_map(|r| layers::layer_rows(p.arch(&r.arch).expect("arch"), r, p.sample.nets_per_bag)).collect();
     let footer = serde_json::json!({
         "stage": "moments",
         "pipeline": p.name,
