@@ -22,6 +22,9 @@ fn main() {
         loaded.warn_analysis("nnqft-moments");
         let p = &loaded.pipeline;
         let start = std::time::Instant::now();
+        // A run killed while writing its report section leaves a temporary
+        // file there; an "up to date" run must not leave it behind either.
+        nnqft_store::atomic::clean_stale_temps(&data.join("report"), None)?;
         if !args.force && nnqft_moments::up_to_date(p, &data) {
             println!("nnqft-moments: {}: up to date (every table matches the samples and the config; --force recomputes) -> {}", p.name, data.display());
             return nnqft_report::assemble_and_print("nnqft-moments", p, &data, &loaded.source, &loaded.text);

@@ -46,6 +46,8 @@ const HEADER: &str = "<!-- nnqft-report section";
 pub fn write_section(data: &Path, stage: &str, config_hash: &str, markdown: &str) -> Result<()> {
     let dir = data.join("report");
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    // temporary files of killed writers of this section
+    nnqft_store::atomic::clean_stale_temps(&dir, Some(&format!("{stage}.md")))?;
     let text = format!("{HEADER} stage={stage} config_hash={config_hash} -->\n{markdown}");
     write_atomic(&section_path(data, stage), |f| {
         use std::io::Write;
