@@ -130,14 +130,13 @@ fn four_point(act: Activation, kernel: &[f64], k: usize) -> Vec<f64> {
 /// let mut a = ArchSpec::single("r", Activation::Relu, 2f64.sqrt(), 0.0, vec![vec![1.0]]);
 /// a.hidden_layers = 2;
 /// let t = multi_input_theory(&a, 32);
-/// // one input: 3 Var G = 3 (5 / n) K^2 one layer after the Gaussian one
-/// assert!((t[1].connected4(&[0, 0, 0, 0]) - 15.0 / 32.0).abs() < 1e-12);
+/// // one input: 3 Var G = 3 (5 / n) K^2 one layer after the Gaussian one, K = C_W x^2 / d = 2
+/// assert!((t[1].connected4(&[0, 0, 0, 0]) - 3.0 * 5.0 / 32.0 * 4.0).abs() < 1e-12);
 /// ```
 pub fn multi_input_theory(arch: &ArchSpec, n: usize) -> Vec<MultiLayer> {
     let k = arch.k();
     let p = k * (k + 1) / 2;
     let pairs = tuples(k, 2);
-    let quads = tuples(k, 4);
     let (c_w, c_b) = arch.variances();
     let widths = arch.layer_widths(n);
     let mut kernel = vec![0.0; k * k];
@@ -180,7 +179,6 @@ pub fn multi_input_theory(arch: &ArchSpec, n: usize) -> Vec<MultiLayer> {
                 cov[i * p + j] = c_w * c_w * (fresh / nl as f64 + prop);
             }
         }
-        debug_assert_eq!(quads.len(), m4.len());
         out.push(MultiLayer { layer: l + 2, k, kernel, cov });
     }
     out
