@@ -9,7 +9,7 @@
 pub use nnqft_stats::{jackknife, kurtosis, pooled};
 use crate::reduce::{bag_sums, load_cached, store_cached};
 use anyhow::Result;
-use nnqft_core::chain::{default_atoms, exact_chain};
+use nnqft_core::chain::{ChainLayer, default_atoms, exact_chain};
 use nnqft_core::deep::layer_theory;
 use nnqft_core::tuples::{ProductTree, tuple_index, tuples, wick};
 use nnqft_core::vertex::multi_input_theory;
@@ -165,17 +165,18 @@ pub struct LayerRow {
 
 pub use nnqft_stats::normalised_cumulants;
 
-/// The exact chain of every input of `arch` at width `n` (NaN rows where it does not apply).
-fn chains(arch: &ArchSpec, n: usize) -> Vec<Vec<nnqft_core::chain::ChainLayer>> {
+/// The exact chain of every input of `arch` at width `n` (NaN rows where it
+/// does not apply): computed once per (arch, width) and passed to
+/// [`layer_rows`] and [`layer_moment_rows`].
+pub fn chains(arch: &ArchSpec, n: usize) -> Vec<Vec<ChainLayer>> {
     arch.inputs.iter().map(|x| exact_chain(arch, x, n, default_atoms(arch.activation))).collect()
 }
 
 /// The rows of one reduced deep (arch, width).
-pub fn layer_rows(arch: &ArchSpec, r: &LayerReduced, nets_per_bag: u64) -> Vec<LayerRow> {
+pub fn layer_rows(arch: &ArchSpec, r: &LayerReduced, exact: &[Vec<ChainLayer>], nets_per_bag: u64) -> Vec<LayerRow> {
     let (k, layers) = (arch.k(), arch.hidden_layers);
     let (c_w, c_b) = arch.variances();
     let theory: Vec<_> = arch.inputs.iter().map(|x| layer_theory(arch, x, r.width)).collect();
-    let exact = chains(arch, r.width);
     let nb = r.bags.len();
     let mut rows = Vec::new();
     for point in 0..k {
@@ -375,11 +376,10 @@ fn connected(k: usize, t: &[usize], m: &dyn Fn(usize, usize) -> f64) -> f64 {
 }
 
 /// The rows of `layer_moments.parquet` for one reduced deep (arch, width).
-pub fn layer_moment_rows(arch: &ArchSpec, r: &LayerReduced) -> Vec<LayerMomentRow> {
+pub fn layer_moment_rows(arch: &ArchSpec, r: &LayerReduced, exact: &[Vec<ChainLayer>]) -> Vec<LayerMomentRow> {
     let k = arch.k();
     let nb = r.bags.len();
     let lo = multi_input_theory(arch, r.width);
-    let exact = chains(arch, r.width);
     let mut rows = Vec::new();
     for layer in 1..=arch.hidden_layers + 1 {
         for order in [2, 4, 6] {

@@ -378,7 +378,9 @@ fn run_layers(p: &Pipeline, data: &Path, opts: &Options) -> Result<Vec<layers::L
         nnqft_store::atomic::clean_stale_temps(&dir, None)?;
     }
     let reduced = layers::reduce_layers(p, data, opts.force)?;
-    let rows: Vec<layers::LayerRow> = reduced.iter().flat_map(|r| layers::layer_rows(p.arch(&r.arch).expect("arch"), r, p.sample.nets_per_bag)).collect();
+    let exact: Vec<_> = reduced.iter().map(|r| layers::chains(p.arch(&r.arch).expect("arch"), r.width)).collect();
+    let rows: Vec<layers::LayerRow> =
+        reduced.iter().zip(&exact).flat_map(|(r, ex)| layers::layer_rows(p.arch(&r.arch).expect("arch"), r, ex, p.sample.nets_per_bag)).collect();
     let footer = serde_json::json!({
         "stage": "moments",
         "pipeline": p.name,
@@ -389,7 +391,8 @@ fn run_layers(p: &Pipeline, data: &Path, opts: &Options) -> Result<Vec<layers::L
     });
     layers::write_layers(&data.join("layers.parquet"), &rows, &footer)?;
     layers::write_layer_bags(&data.join("layers_bags.parquet"), p, &reduced, &footer)?;
-    let moment_rows: Vec<layers::LayerMomentRow> = reduced.iter().flat_map(|r| layers::layer_moment_rows(p.arch(&r.arch).expect("arch"), r)).collect();
+    let moment_rows: Vec<layers::LayerMomentRow> =
+        reduced.iter().zip(&exact).flat_map(|(r, ex)| layers::layer_moment_rows(p.arch(&r.arch).expect("arch"), r, ex)).collect();
     layers::write_layer_moments(&data.join("layer_moments.parquet"), &moment_rows, &footer)?;
     plot::write_layer_plots(data, &rows)?;
     Ok(rows)
