@@ -21,6 +21,25 @@ pub struct ArchSpec {
     pub sigma_b: f64,
     #[serde(default = "one")]
     pub hidden_layers: usize,
+    /// Mean of the hidden layers' weights times their fan-in: a weight of a
+    /// layer with fan-in n is N(mu_w / n, sigma_w^2 / n) (docs/physics.md §12).
+    /// Default 0; not serialised when 0, so config hashes are unchanged.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub mu_w: f64,
+    /// Mean of the hidden layers' biases (default 0, not serialised when 0).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub mu_b: f64,
+    /// `mu_w` of the output layer (default 0, not serialised when 0).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub mu_w_out: f64,
+    /// `mu_b` of the output layer (default 0, not serialised when 0).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub mu_b_out: f64,
+    /// Number of outputs D: independent output rows on the same hidden
+    /// layer (default 1, not serialised when 1). Sample columns are `f{j}`
+    /// for D = 1 and `f{j}_o{i}` (input j, output i) otherwise.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub d_out: usize,
     /// Deep nets: the width of hidden layer l is `max(1, round(r_l N))` for
     /// the scanned width N (default: every layer N). Not serialised when
     /// absent, so config hashes without it are unchanged.
@@ -37,6 +56,14 @@ pub struct ArchSpec {
 
 fn one() -> usize {
     1
+}
+
+fn is_one(v: &usize) -> bool {
+    *v == 1
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
 }
 
 impl ArchSpec {
@@ -74,10 +101,40 @@ impl ArchSpec {
             sigma_w,
             sigma_b,
             hidden_layers: 1,
+            mu_w: 0.0,
+            mu_b: 0.0,
+            mu_w_out: 0.0,
+            mu_b_out: 0.0,
+            d_out: 1,
             layer_width_ratios: None,
             widths: None,
             inputs,
         }
+    }
+
+    /// Whether any layer's weights or biases have a non-zero mean.
+    pub fn has_means(&self) -> bool {
+        self.mu_w != 0.0 || self.mu_b != 0.0 || self.mu_w_out != 0.0 || self.mu_b_out != 0.0
+    }
+
+    /// Whether the hidden layers' parameters have a non-zero mean.
+    pub fn has_hidden_means(&self) -> bool {
+        self.mu_w != 0.0 || self.mu_b != 0.0
+    }
+
+    /// `m(x) = mu_b + mu_w sum_j x_j / d`: the mean of a first-layer
+    /// pre-activation at input `x` (its covariance is [`ArchSpec::s`]).
+    ///
+    /// ```
+    /// # use nnqft_core::{ArchSpec, Activation};
+    /// let mut a = ArchSpec::single("t", Activation::Relu, 1.0, 0.0, vec![vec![1.0, 3.0]]);
+    /// assert_eq!(a.pre_mean(&[1.0, 3.0]), 0.0);
+    /// a.mu_w = 0.5;
+    /// a.mu_b = 0.25;
+    /// assert_eq!(a.pre_mean(&[1.0, 3.0]), 0.25 + 0.5 * 4.0 / 2.0);
+    /// ```
+    pub fn pre_mean(&self, x: &[f64]) -> f64 {
+        self.mu_b + self.mu_w * x.iter().sum::<f64>() / self.d_in as f64
     }
 
     /// `(C_W, C_b) = (sigma_w^2, sigma_b^2)`, the deep-net variances (docs/physics.md §8).

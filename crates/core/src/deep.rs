@@ -307,6 +307,14 @@ pub struct DeepSampler {
     c_b: f64,
     /// Cholesky factor of layer 1's covariance (fixed by the inputs).
     chol1: Vec<f64>,
+    /// Layer 1's pre-activation means `m(x_a)` (fixed by the inputs).
+    mean1: Vec<f64>,
+    /// `(mu_w, mu_b)` of the hidden layers and of the output layer.
+    hidden_means: (f64, f64),
+    out_means: (f64, f64),
+    d_out: usize,
+    /// The current layer's pre-activation means per input.
+    mean: Vec<f64>,
     gram: Vec<f64>,
     chol: Vec<f64>,
     /// Activations of the current layer, `h[a * n + i]`.
@@ -341,6 +349,11 @@ impl DeepSampler {
             c_w,
             c_b,
             chol1,
+            mean1: arch.inputs.iter().map(|x| arch.pre_mean(x)).collect(),
+            hidden_means: (arch.mu_w, arch.mu_b),
+            out_means: (arch.mu_w_out, arch.mu_b_out),
+            d_out: arch.d_out,
+            mean: vec![0.0; k],
             gram,
             chol: vec![0.0; k * k],
             h: vec![0.0; k * stride],
@@ -348,26 +361,38 @@ impl DeepSampler {
         }
     }
 
-    /// Values recorded per net: `k (L + 1)`.
+    /// Values recorded per net: `k (L + D)`.
     pub fn outputs_per_net(&self) -> usize {
-        self.k * (self.layers + 1)
+        self.k * (self.layers + self.d_out)
     }
 
-    /// Standard normals drawn per net: `(n_1 + .. + n_L + 1) k`.
+    /// Standard normals drawn per net: `(n_1 + .. + n_L + D) k`.
     pub fn normals_per_net(&self) -> usize {
-        (self.widths.iter().sum::<usize>() + 1) * self.k
+        (self.widths.iter().sum::<usize>() + self.d_out) * self.k
     }
 
     /// Draws one net; `out[l * k + a]` = unit 0's pre-activation at layer
-    /// `l + 1` and input `a` (`l = L` is the output `f`).
+    /// `l + 1` and input `a` for `l < L`, and `out[(L + o) k + a]` = output
+    /// `o` at input `a`. With means, each unit's pre-activation gets the
+    /// mean `mu_b + (mu_w / n_{l-1}) sum_j h_j(x_a)` of its conditional law
+    /// (layer 1: [`ArchSpec::pre_mean`]; the output layer: `mu_w_out`, `mu_b_out`).
     pub fn sample_net<R: Rng + ?Sized>(&mut self, rng: &mut R, out: &mut [f64]) {
         let (k, stride) = (self.k, self.stride);
         for l in 0..=self.layers {
-            let units = if l == self.layers { 1 } else { self.widths[l] };
-            if l > 0 {
+            let units = if l == self.layers { self.d_out } else { self.widths[l] };
+            let means = if l == 0 {
+                self.mean.copy_from_slice(&self.mean1);
+                self.mean1.iter().any(|&m| m != 0.0)
+            } else {
                 self.gram_of_h(self.widths[l - 1]);
                 cholesky_psd(&self.gram, k, &mut self.chol);
-            }
+                let (mu_w, mu_b) = if l == self.layers { self.out_means } else { self.hidden_means };
+                let n = self.widths[l - 1];
+                for a in 0..k {
+                    self.mean[a] = mu_b + mu_w * self.h[a * stride..a * stride + n].iter().sum::<f64>() / n as f64;
+                }
+                mu_w != 0.0 || mu_b != 0.0
+            };
             let chol = if l == 0 { &self.chol1 } else { &self.chol };
             for i in 0..units {
                 for x in self.xi.iter_mut() {
@@ -375,8 +400,13 @@ impl DeepSampler {
                 }
                 for a in 0..k {
                     let row = &chol[a * k..a * k + a + 1];
-                    let z: f64 = row.iter().zip(&self.xi).map(|(c, x)| c * x).sum();
-                    if i == 0 {
+                    let mut z: f64 = row.iter().zip(&self.xi).map(|(c, x)| c * x).sum();
+                    if means {
+                        z += self.mean[a];
+                    }
+                    if l == self.layers {
+                        out[(l + i) * k + a] = z;
+                    } else if i == 0 {
                         out[l * k + a] = z;
                     }
                     if l < self.layers {
@@ -408,7 +438,7 @@ impl DeepSampler {
     }
 
     /// Draws `nets` networks; returns the part's columns in file order:
-    /// `f0..f{k-1}` (the output, layer `L + 1`), then for `l = 1..=L` the
+    /// the `k D` output columns (output-major), then for `l = 1..=L` the
     /// `k` columns of layer `l` (`l{l}_f{a}`), as f32.
     pub fn sample_part<R: Rng + ?Sized>(&mut self, rng: &mut R, nets: usize) -> Vec<Vec<f32>> {
         let (k, per) = (self.k, self.outputs_per_net());

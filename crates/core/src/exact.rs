@@ -100,7 +100,7 @@ impl UnitMoments {
         let dim = v[0].len();
         let by_order = match arch.activation {
             Activation::Gauss => orders.iter().map(|&o| (o, tuples(k, o).iter().map(|t| gauss_moment(arch, t)).collect())).collect(),
-            Activation::Relu if dim <= 3 => orders
+            Activation::Relu if dim <= 3 && !arch.has_hidden_means() => orders
                 .iter()
                 .map(|&o| (o, tuples(k, o).iter().map(|t| relu_moment(&v, t, acc.relu_nodes)).collect()))
                 .collect(),
@@ -124,7 +124,8 @@ impl UnitMoments {
     }
 }
 
-/// Gauss-net closed form: `M = exp(sw^2 |sum x|^2 / (2d) + m^2 sb^2 / 2 - m sb^2 - sw^2 sum |x|^2 / d)`.
+/// Gauss-net closed form: `M = exp(sw^2 |sum x|^2 / (2d) + m^2 sb^2 / 2 - m sb^2 - sw^2 sum |x|^2 / d)`,
+/// times `exp(sum_a m(x_a))` with pre-activation means.
 pub(crate) fn gauss_moment(arch: &ArchSpec, t: &[usize]) -> f64 {
     let (sw2, sb2, d) = (arch.sigma_w.powi(2), arch.sigma_b.powi(2), arch.d_in as f64);
     let m = t.len() as f64;
@@ -137,7 +138,9 @@ pub(crate) fn gauss_moment(arch: &ArchSpec, t: &[usize]) -> f64 {
         sq += arch.inputs[a].iter().map(|x| x * x).sum::<f64>();
     }
     let sum2: f64 = sum.iter().map(|s| s * s).sum();
-    (sw2 * sum2 / (2.0 * d) + m * m * sb2 / 2.0 - m * sb2 - sw2 * sq / d).exp()
+    // pre-activation means multiply prod exp(z_a) by exp(sum_a m(x_a))
+    let shift: f64 = if arch.has_hidden_means() { t.iter().map(|&a| arch.pre_mean(&arch.inputs[a])).sum() } else { 0.0 };
+    (sw2 * sum2 / (2.0 * d) + m * m * sb2 / 2.0 - m * sb2 - sw2 * sq / d + shift).exp()
 }
 
 /// Tensor rule over the D Gaussian variables; all tuples at once through the
@@ -176,6 +179,8 @@ pub(crate) fn tensor_slabs<R: Send>(arch: &ArchSpec, v: &[Vec<f64>], budget: f64
     let n1 = rule.nodes.len();
     let unit = arch.unit();
     let k = v.len();
+    // z_a = m(x_a) + v_a . u when the hidden layer has means
+    let shift: Option<Vec<f64>> = arch.has_hidden_means().then(|| arch.inputs.iter().map(|x| arch.pre_mean(x)).collect());
     let slab = n1.pow(dim as u32 - 1);
     (0..n1)
         .into_par_iter()
@@ -193,7 +198,10 @@ pub(crate) fn tensor_slabs<R: Send>(arch: &ArchSpec, v: &[Vec<f64>], budget: f64
                 }
                 weights.push(w);
                 for (a, va) in v.iter().enumerate() {
-                    let z: f64 = va.iter().zip(&u).map(|(c, x)| c * x).sum();
+                    let mut z: f64 = va.iter().zip(&u).map(|(c, x)| c * x).sum();
+                    if let Some(m) = &shift {
+                        z += m[a];
+                    }
                     cols[a].push(unit.h(a, z));
                 }
                 for j in (1..dim).rev() {
@@ -411,6 +419,36 @@ impl ExactTheory {
             .sum();
         let ppp: f64 = pairings(6).iter().map(|q| q.iter().map(|&(i, j)| self.p[t[i]][t[j]]).product::<f64>()).sum();
         self.sw.powi(6) / (n as f64).powi(2) * (15.0 * self.m.get(t) - 3.0 * mp + 2.0 * ppp)
+    }
+
+    /// The Gaussian-process value of `G_{o_1..o_n}(t_1..t_n)` between
+    /// outputs `o` of a net with several outputs (centred parameters):
+    /// the Wick sum of `delta_{o o'} K`.
+    pub fn gp_outputs(&self, t: &[usize], o: &[usize]) -> f64 {
+        pairings(t.len()).iter().map(|q| q.iter().map(|&(i, j)| if o[i] == o[j] { self.k[t[i]][t[j]] } else { 0.0 }).product::<f64>()).sum()
+    }
+
+    /// Connected 4-point function between outputs `o` at inputs `t`, width
+    /// `n` (docs/physics.md §12): `(sw^4 / n) sum over the pairings (pq|rs)
+    /// of delta_{o_p o_q} delta_{o_r o_s} [M(t) - P_{pq} P_{rs}]`; with all
+    /// outputs equal it is [`kappa4`](Self::kappa4).
+    ///
+    /// ```
+    /// use nnqft_core::{ArchSpec, Activation, exact::{ExactTheory, Accuracy}};
+    /// let arch = ArchSpec::single("e", Activation::Erf, 1.0, 1.0, vec![vec![-1.0], vec![1.0]]);
+    /// let th = ExactTheory::for_orders(&arch, &[4], Accuracy::default());
+    /// let t = [0, 1, 0, 1];
+    /// assert!((th.kappa4_outputs(&t, &[2, 2, 2, 2], 5) - th.kappa4(&t, 5)).abs() < 1e-15);
+    /// assert_eq!(th.kappa4_outputs(&t, &[0, 1, 2, 2], 5), 0.0); // an output appears once
+    /// ```
+    pub fn kappa4_outputs(&self, t: &[usize], o: &[usize], n: usize) -> f64 {
+        let m = self.m.get(t);
+        let sum: f64 = pairings(4)
+            .iter()
+            .filter(|q| q.iter().all(|&(i, j)| o[i] == o[j]))
+            .map(|q| m - q.iter().map(|&(i, j)| self.p[t[i]][t[j]]).product::<f64>())
+            .sum();
+        self.sw.powi(4) / n as f64 * sum
     }
 
     /// Exact `G_n - G_n^GP` at width `n` for a tuple of order 2, 4 or 6

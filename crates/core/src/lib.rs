@@ -13,6 +13,7 @@ pub mod deep;
 pub mod exact;
 pub mod fastmath;
 pub mod kernel;
+pub mod means;
 pub mod pairexp;
 pub mod pipeline;
 pub mod quad;

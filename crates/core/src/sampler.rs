@@ -16,16 +16,19 @@ pub const SAMPLER_VERSION: u32 = 2;
 /// Draws single-hidden-layer networks of one width (docs/physics.md §1) and
 /// evaluates them at the architecture's inputs.
 ///
-/// Per net, `(d + 2) N + 1` standard normals are drawn in this order: `W0`
+/// Per net, `(d + 1) N + D (N + 1)` standard normals are drawn in this order: `W0`
 /// (coordinate-major: the N first coordinates of every unit's weights, then
-/// the N second ones, ...), `b0`, `W1`, `b1`; they are scaled by
-/// `sw / sqrt(d)`, `sb`, `sw / sqrt(N)`, `sb`. The k x N pre-activations are
-/// computed as one vector (`sb b0_i + sum_j (sw x_aj / sqrt(d)) W0_ji`, j in
-/// order), the activation is applied over it ([`crate::fastmath`]: erf, exp, tanh within a few 1e-16 of libm)
+/// the N second ones, ...), `b0`, then for each output o = 0..D `W1_o`, `b1_o`;
+/// they are scaled by `sw / sqrt(d)`, `sb`, `sw / sqrt(N)`, `sb`. The k x N
+/// pre-activations are computed as one vector (`sb b0_i + sum_j (sw x_aj /
+/// sqrt(d)) W0_ji`, j in order, then `+ m(x_a)` when the hidden layer has
+/// means, [`ArchSpec::pre_mean`]), the activation is applied over it ([`crate::fastmath`]: erf, exp, tanh within a few 1e-16 of libm)
 /// and the output sum runs in 8 fixed partial sums, so the loops vectorise
 /// and the result is the same on every CPU (there
 /// are no fused multiply-adds; AVX-512 or AVX2 are used when present). The output is
-/// computed in f64.
+/// computed in f64. Output means add `mu_b_out + (mu_w_out / N) sum_i h_i`
+/// after the sums. With D = 1 and zero means the draws and arithmetic are
+/// those of every earlier version-2 sample.
 ///
 /// ```
 /// use nnqft_core::{ArchSpec, Activation, NetSampler, rng::StreamKey};
@@ -49,6 +52,11 @@ pub struct NetSampler {
     cx: Vec<f64>,
     sw_out: f64,
     sb: f64,
+    /// `m(x_a)` per input, when the hidden layer has means.
+    pre_mean: Option<Vec<f64>>,
+    /// `(mu_w_out / N, mu_b_out)`, when the output layer has means.
+    out_mean: Option<(f64, f64)>,
+    d_out: usize,
     normals: Vec<f64>,
     z: Vec<f64>,
     acc: Vec<f64>,
@@ -73,23 +81,31 @@ impl NetSampler {
             cx: arch.inputs.iter().flatten().map(|x| sw_in * x).collect(),
             sw_out: arch.sigma_w / (width as f64).sqrt(),
             sb: arch.sigma_b,
-            normals: vec![0.0; (d + 2) * width + 1],
+            pre_mean: arch.has_hidden_means().then(|| arch.inputs.iter().map(|x| arch.pre_mean(x)).collect()),
+            out_mean: (arch.mu_w_out != 0.0 || arch.mu_b_out != 0.0).then(|| (arch.mu_w_out / width as f64, arch.mu_b_out)),
+            d_out: arch.d_out,
+            normals: vec![0.0; (d + 1) * width + arch.d_out * (width + 1)],
             z: vec![0.0; width * arch.k()],
-            acc: vec![0.0; arch.k()],
+            acc: vec![0.0; arch.k() * arch.d_out],
         }
     }
 
-    /// Number of input points k (outputs per net).
+    /// Number of input points k.
     pub fn k(&self) -> usize {
+        self.acc.len() / self.d_out
+    }
+
+    /// Values per net: `k D`, output-major (`out[o k + a]` = output o at input a).
+    pub fn outputs_per_net(&self) -> usize {
         self.acc.len()
     }
 
-    /// Standard normals drawn per net: `(d + 2) N + 1`.
+    /// Standard normals drawn per net: `(d + 1) N + D (N + 1)`.
     pub fn normals_per_net(&self) -> usize {
         self.normals.len()
     }
 
-    /// Draws one net and writes `f(x_1..x_k)` into `out` (length k).
+    /// Draws one net and writes `f_o(x_a)` into `out[o k + a]` (length k D).
     pub fn sample_net<R: Rng + ?Sized>(&mut self, rng: &mut R, out: &mut [f64]) {
         self.draw(rng);
         self.evaluate_generic(out);
@@ -135,7 +151,7 @@ impl NetSampler {
 
     #[inline(always)]
     fn sample_into_generic<R: Rng + ?Sized>(&mut self, rng: &mut R, nets: usize, cols: &mut [Vec<f32>]) {
-        let mut out = vec![0.0; self.k()];
+        let mut out = vec![0.0; self.outputs_per_net()];
         for _ in 0..nets {
             self.draw(rng);
             self.evaluate_generic(&mut out);
@@ -149,9 +165,7 @@ impl NetSampler {
     fn evaluate_generic(&mut self, out: &mut [f64]) {
         let (d, n) = (self.d, self.n);
         let (w0, rest) = self.normals.split_at(n * d);
-        let (b0, rest) = rest.split_at(n);
-        let (w1, b1) = rest.split_at(n);
-        let b1 = self.sb * b1[0];
+        let (b0, outs) = rest.split_at(n);
         // all k x N pre-activations, input-major, then one activation pass
         let z = &mut self.z[..];
         for (a, za) in z.chunks_exact_mut(n).enumerate() {
@@ -162,6 +176,9 @@ impl NetSampler {
                 for (zi, wi) in za.iter_mut().zip(&w0[j * n..(j + 1) * n]) {
                     *zi += c * wi;
                 }
+            }
+            if let Some(m) = &self.pre_mean {
+                za.iter_mut().for_each(|zi| *zi += m[a]);
             }
         }
         match self.act {
@@ -178,14 +195,23 @@ impl NetSampler {
                 chunks.into_remainder().iter_mut().for_each(|v| *v = e.eval(*v));
             }
         }
-        for ((o, za), scale) in out.iter_mut().zip(z.chunks_exact(n)).zip(&self.scale) {
-            *o = b1 + self.sw_out * scale * dot(w1, za);
+        let k = self.scale.len();
+        for (o, row) in outs.chunks_exact(n + 1).enumerate() {
+            let (w1, b1) = row.split_at(n);
+            let b1 = self.sb * b1[0];
+            for ((out, za), scale) in out[o * k..(o + 1) * k].iter_mut().zip(z.chunks_exact(n)).zip(&self.scale) {
+                *out = b1 + self.sw_out * scale * dot(w1, za);
+                if let Some((mw, mb)) = self.out_mean {
+                    *out += mb + mw * scale * za.iter().sum::<f64>();
+                }
+            }
         }
     }
 
-    /// Draws `nets` networks; returns k columns of `nets` f32 outputs.
+    /// Draws `nets` networks; returns k D columns of `nets` f32 outputs
+    /// (output-major, as [`NetSampler::sample_net`]).
     pub fn sample_part<R: Rng + ?Sized>(&mut self, rng: &mut R, nets: usize) -> Vec<Vec<f32>> {
-        let mut cols: Vec<Vec<f32>> = (0..self.k()).map(|_| Vec::with_capacity(nets)).collect();
+        let mut cols: Vec<Vec<f32>> = (0..self.outputs_per_net()).map(|_| Vec::with_capacity(nets)).collect();
         self.sample_into(rng, nets, &mut cols);
         cols
     }

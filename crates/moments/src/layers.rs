@@ -49,10 +49,11 @@ pub(crate) fn key(p: &Pipeline, arch: &ArchSpec, width: usize) -> String {
     nnqft_store::keys::layers_key(p, arch, width)
 }
 
-/// The columns of layer `l` (1..=L + 1) in a part with `k` inputs and `layers`
-/// hidden layers: the output first, then layers 1..L.
-fn layer_columns(l: usize, k: usize, layers: usize) -> std::ops::Range<usize> {
-    if l == layers + 1 { 0..k } else { k * l..k * (l + 1) }
+/// The columns of layer `l` (1..=L + 1) in a part with `k` inputs, `d_out`
+/// outputs and `layers` hidden layers: the outputs first (output 0 is layer
+/// L + 1; every output has its law), then layers 1..L.
+fn layer_columns(l: usize, k: usize, d_out: usize, layers: usize) -> std::ops::Range<usize> {
+    if l == layers + 1 { 0..k } else { k * (d_out + l - 1)..k * (d_out + l) }
 }
 
 /// Reduces every deep (arch, width): cached results whose key matches are
@@ -79,7 +80,7 @@ pub fn reduce_layers(p: &Pipeline, data: &Path, force: bool) -> Result<Vec<Layer
             let tree = ProductTree::new(arch.k(), &LAYER_ORDERS);
             (1..=arch.hidden_layers + 1)
                 .map(|l| {
-                    let refs: Vec<&[f32]> = cols[layer_columns(l, arch.k(), arch.hidden_layers)].iter().map(|c| c.as_slice()).collect();
+                    let refs: Vec<&[f32]> = cols[layer_columns(l, arch.k(), arch.d_out, arch.hidden_layers)].iter().map(|c| c.as_slice()).collect();
                     tree.sums(&refs, None)
                 })
                 .collect()

@@ -13,6 +13,7 @@ pub mod section;
 
 use anyhow::Result;
 use nnqft_core::exact::{Accuracy, ExactTheory};
+use nnqft_core::means::MeanTheory;
 use nnqft_core::variance::EstimatorVariance;
 use nnqft_core::tuples::tuples;
 use nnqft_core::{Activation, Pipeline};
@@ -91,10 +92,48 @@ pub fn unreliable_reason(spread_ratio: f64, grubbs: (f64, f64), bags: usize) -> 
 }
 
 /// The rows of `moments.parquet` for one reduced (arch, width).
-pub fn tuple_rows(p: &Pipeline, r: &Reduced, th: &ExactTheory, ev: &EstimatorVariance) -> Vec<TupleRow> {
+/// What a row is compared with: for centred parameters the exact theory
+/// and the exact estimator variance; with parameter means the exact
+/// moments of [`MeanTheory`] (docs/physics.md §12), whose estimator
+/// variance is not implemented (the `exact_stderr` columns are NaN).
+pub enum Theory {
+    Centred(ExactTheory, EstimatorVariance),
+    Means(MeanTheory),
+}
+
+impl Theory {
+    /// The theory of `arch` for the n-point functions of `orders`.
+    pub fn new(arch: &nnqft_core::ArchSpec, orders: &[usize]) -> Self {
+        if arch.has_means() {
+            return Theory::Means(MeanTheory::new(arch, orders, Accuracy::default()));
+        }
+        Theory::Centred(ExactTheory::for_orders(arch, orders, Accuracy::default()), EstimatorVariance::new(arch, orders, Accuracy::default()))
+    }
+
+    /// The Gaussian-process value of tuple `t`.
+    pub fn gp(&self, t: &[usize]) -> f64 {
+        match self {
+            Theory::Centred(th, _) => th.gp(t),
+            Theory::Means(th) => th.gp(t),
+        }
+    }
+
+    /// Exact `G - G_GP` of tuple `t` at width `n`.
+    pub fn delta(&self, t: &[usize], n: usize) -> f64 {
+        match self {
+            Theory::Centred(th, _) => th.delta(t, n),
+            Theory::Means(th) => th.delta(t, n),
+        }
+    }
+}
+
+pub fn tuple_rows(p: &Pipeline, r: &Reduced, th: &Theory) -> Vec<TupleRow> {
     let arch = p.arch(&r.arch).expect("reduced arch is in the pipeline");
     let b = r.bags.len() as f64;
-    let var = ev.at_width(r.width);
+    let var = match th {
+        Theory::Centred(_, ev) => Some(ev.at_width(r.width)),
+        Theory::Means(_) => None,
+    };
     let nets = p.sample.nets_per_bag as f64;
     let mut rows = Vec::new();
     for &order in &p.moments.orders {
@@ -105,7 +144,7 @@ pub fn tuple_rows(p: &Pipeline, r: &Reduced, th: &ExactTheory, ev: &EstimatorVar
             let gp = th.gp(&t);
             let exact_delta = th.delta(&t, r.width);
             let delta = mean - gp;
-            let exact_bag_std = (var.var(&t) / nets).sqrt();
+            let exact_bag_std = var.as_ref().map_or(f64::NAN, |v| (v.var(&t) / nets).sqrt());
             let exact_stderr = exact_bag_std / b.sqrt();
             let spread_ratio = bag_std / exact_bag_std;
             let g = nnqft_stats::grubbs(&vals, FLAG_ALPHA);
@@ -259,7 +298,13 @@ pub fn summary_rows(p: &Pipeline, arch_name: &str, reduced: &[&Reduced], rows: &
             let mean_abs_m_stderr = jackknife(nb, |keep| mean_abs_m(r, order, &gps, keep)).1;
             let n = ts.len() as f64;
             let mean_of = |f: fn(&TupleRow) -> f64| ts.iter().map(|t| f(t)).sum::<f64>() / n;
-            let within = |k: f64| ts.iter().filter(|t| t.z_exact_stderr.abs() <= k).count() as f64 / n;
+            // NaN when the exact standard errors are unknown (parameter means)
+            let within = |k: f64| {
+                if ts.iter().any(|t| t.z_exact_stderr.is_nan()) {
+                    return f64::NAN;
+                }
+                ts.iter().filter(|t| t.z_exact_stderr.abs() <= k).count() as f64 / n
+            };
             let mean_exact_background = mean_of(|t| t.exact_background);
             out.push(SummaryRow {
                 arch: arch_name.to_string(),
@@ -304,6 +349,12 @@ pub struct Outputs {
 /// friends; deep archs (`hidden_layers > 1`) to `layers.parquet` and
 /// `plots/layers.{png,svg}`. A table with no arch of its kind is not written.
 pub fn run(p: &Pipeline, data: &Path, opts: &Options) -> Result<Outputs> {
+    if let Some((i, a)) = p.sample.arch.iter().enumerate().find(|(_, a)| a.hidden_layers > 1 && a.has_means()) {
+        anyhow::bail!(
+            "sample.arch[{i}] ({}): a deep net with parameter means (mu_w, mu_b, mu_w_out, mu_b_out) is sampled, but the layer theory of the moments stage is for centred parameters only",
+            a.name
+        );
+    }
     if !data.join("samples").is_dir() && !data.is_dir() {
         anyhow::bail!("{}: no samples/ here; run nnqft-sample for pipeline {:?} first", data.display(), p.name);
     }
@@ -414,16 +465,15 @@ fn run_single_layer(p: &Pipeline, data: &Path, opts: &Options) -> Result<Outputs
     // The exact theory first (seconds of quadrature per arch), with its own progress, so that
     // the reading bar ends when the stage is nearly done.
     let progress = nnqft_cli::Progress::new(&format!("exact theory {}", p.name), p.sample.arch.len() as u64, "archs");
-    let timed: Vec<((ExactTheory, EstimatorVariance), f64)> = p
+    let timed: Vec<(Theory, f64)> = p
         .sample
         .arch
         .par_iter()
         .map(|a| {
             let start = std::time::Instant::now();
-            let th = ExactTheory::for_orders(a, &p.moments.orders, Accuracy::default());
-            let ev = EstimatorVariance::new(a, &p.moments.orders, Accuracy::default());
+            let th = Theory::new(a, &p.moments.orders);
             progress.inc(1);
-            ((th, ev), start.elapsed().as_secs_f64())
+            (th, start.elapsed().as_secs_f64())
         })
         .collect();
     progress.finish();
@@ -437,13 +487,13 @@ fn run_single_layer(p: &Pipeline, data: &Path, opts: &Options) -> Result<Outputs
             );
         }
     }
-    let (theories, variances): (Vec<ExactTheory>, Vec<EstimatorVariance>) = timed.into_iter().map(|(th, _)| th).unzip();
+    let theories: Vec<Theory> = timed.into_iter().map(|(th, _)| th).collect();
     let (reduced, cached) = reduce_all(p, data, opts.force)?;
     let mut rows = Vec::new();
     let mut summary = Vec::new();
     for (ai, arch) in p.sample.arch.iter().enumerate() {
         let mine: Vec<&Reduced> = reduced.iter().filter(|r| r.arch == arch.name).collect();
-        let arch_rows: Vec<TupleRow> = mine.par_iter().flat_map_iter(|r| tuple_rows(p, r, &theories[ai], &variances[ai])).collect();
+        let arch_rows: Vec<TupleRow> = mine.par_iter().flat_map_iter(|r| tuple_rows(p, r, &theories[ai])).collect();
         summary.extend(summary_rows(p, &arch.name, &mine, &arch_rows));
         rows.extend(arch_rows);
     }
@@ -457,7 +507,7 @@ fn run_single_layer(p: &Pipeline, data: &Path, opts: &Options) -> Result<Outputs
 
 /// mean |exact_m| of orders 4 and 6 at ~60 widths between the pipeline's
 /// smallest and largest, for the plot's theory lines.
-fn exact_curves(p: &Pipeline, theories: &[ExactTheory]) -> Vec<plot::Curve> {
+fn exact_curves(p: &Pipeline, theories: &[Theory]) -> Vec<plot::Curve> {
     let mut out = Vec::new();
     for (arch, th) in p.sample.arch.iter().zip(theories) {
         let ws = p.widths_of(arch);

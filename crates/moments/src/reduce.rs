@@ -146,7 +146,8 @@ pub fn reduce_all(p: &Pipeline, data: &Path, force: bool) -> Result<(Vec<Reduced
         &todo_pairs,
         "moments",
         |a, cols| {
-            let refs: Vec<&[f32]> = cols.iter().map(|c| c.as_slice()).collect();
+            // output 0 (the first k columns): every output has the same law
+            let refs: Vec<&[f32]> = cols[..p.sample.arch[a].k()].iter().map(|c| c.as_slice()).collect();
             trees[a].sums(&refs, None)
         },
         |acc, s| nnqft_core::tuples::add_sums(acc, s),

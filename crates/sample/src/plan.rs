@@ -11,7 +11,7 @@ use nnqft_core::tuples::tuples;
 use nnqft_core::variance::EstimatorVariance;
 use nnqft_core::{ArchSpec, NetSampler, Pipeline};
 use nnqft_store::plan::WorkUnit;
-use nnqft_store::samples::{PartMeta, column_names};
+use nnqft_store::samples::{PartMeta, meta_column_names};
 use rand::SeedableRng;
 use rayon::prelude::*;
 use std::fmt::Write;
@@ -25,7 +25,7 @@ pub const RESOLVED_RATIO: f64 = 3.0;
 const CALIBRATION: Duration = Duration::from_millis(20);
 
 fn columns(m: &PartMeta) -> u64 {
-    column_names(m.inputs.len(), m.arch.hidden_layers).len() as u64
+    meta_column_names(m).len() as u64
 }
 
 /// Bytes the parts of `todo` take on disk (f32 columns and a footer each).

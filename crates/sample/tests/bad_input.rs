@@ -32,6 +32,9 @@ fn config_errors_name_file_and_field() {
         ("sigma_w = 1.0", "sigma_w = inf", &["sample.arch[0].sigma_w", "finite and >= 0"]),
         ("seed = 5", "seed = 5\nsede = 6", &["line 4, column 1", "unknown field `sede`"]),
         ("[sample]", "[sample", &["line 4, column 8"]),
+        ("d_in = 1", "d_in = 1\nd_out = 0", &["sample.arch[0].d_out", "must be 1..64 (got 0)"]),
+        ("d_in = 1", "d_in = 1\nmu_w = nan", &["sample.arch[0].mu_w", "must be finite"]),
+        ("d_in = 1", "d_in = 1\nmu_b_out = -inf", &["sample.arch[0].mu_b_out", "must be finite"]),
     ];
     for (from, to, needles) in cases {
         let pipe = write_pipeline(tmp.path(), "bad", &GOOD.replacen(from, to, 1));

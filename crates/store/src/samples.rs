@@ -76,24 +76,37 @@ pub fn part_path(data: &Path, arch: &str, width: usize, bag: u32, part: u32) -> 
     bag_dir(data, arch, width, bag).join(part_file_name(part))
 }
 
-/// The column names of a part with `k` inputs and `layers` hidden layers:
-/// `f0..f{k-1}` (the output), then for deep nets `l{l}_f{j}`, l = 1..layers.
+/// The column names of a part with `k` inputs, `d_out` outputs and `layers`
+/// hidden layers: the outputs first, `f0..f{k-1}` when `d_out = 1` and
+/// otherwise `f{j}_o{i}` output-major (`f0_o0, f1_o0, .., f0_o1, ..`), then
+/// for deep nets `l{l}_f{j}`, l = 1..layers (unit 0 of layer l).
 ///
 /// ```
-/// assert_eq!(nnqft_store::samples::column_names(2, 1), ["f0", "f1"]);
-/// assert_eq!(nnqft_store::samples::column_names(1, 3), ["f0", "l1_f0", "l2_f0", "l3_f0"]);
+/// use nnqft_store::samples::column_names;
+/// assert_eq!(column_names(2, 1, 1), ["f0", "f1"]);
+/// assert_eq!(column_names(1, 1, 3), ["f0", "l1_f0", "l2_f0", "l3_f0"]);
+/// assert_eq!(column_names(2, 2, 1), ["f0_o0", "f1_o0", "f0_o1", "f1_o1"]);
 /// ```
-pub fn column_names(k: usize, layers: usize) -> Vec<String> {
-    let mut names: Vec<String> = (0..k).map(|j| format!("f{j}")).collect();
+pub fn column_names(k: usize, d_out: usize, layers: usize) -> Vec<String> {
+    let mut names: Vec<String> = if d_out == 1 {
+        (0..k).map(|j| format!("f{j}")).collect()
+    } else {
+        (0..d_out).flat_map(|i| (0..k).map(move |j| format!("f{j}_o{i}"))).collect()
+    };
     if layers > 1 {
         names.extend((1..=layers).flat_map(|l| (0..k).map(move |j| format!("l{l}_f{j}"))));
     }
     names
 }
 
+/// [`column_names`] of a part's footer.
+pub fn meta_column_names(meta: &PartMeta) -> Vec<String> {
+    column_names(meta.inputs.len(), meta.arch.d_out, meta.arch.hidden_layers)
+}
+
 /// The Arrow schema of a part: non-nullable Float32 [`column_names`].
-pub fn part_schema(k: usize, layers: usize) -> Schema {
-    Schema::new(column_names(k, layers).into_iter().map(|n| Field::new(n, DataType::Float32, false)).collect::<Vec<_>>())
+pub fn part_schema(k: usize, d_out: usize, layers: usize) -> Schema {
+    Schema::new(column_names(k, d_out, layers).into_iter().map(|n| Field::new(n, DataType::Float32, false)).collect::<Vec<_>>())
 }
 
 /// Writer settings shared by every sample part: plain, uncompressed
@@ -113,7 +126,7 @@ fn writer_props(meta_json: String) -> WriterProperties {
 /// Writes one part atomically (temporary name, fsync, rename); the columns
 /// must be [`column_names`] of the footer's inputs and layers, in order.
 pub fn write_part(path: &Path, cols: Vec<Vec<f32>>, meta: &PartMeta) -> Result<()> {
-    let names = column_names(meta.inputs.len(), meta.arch.hidden_layers);
+    let names = meta_column_names(meta);
     if names.len() != cols.len() {
         bail!("{}: {} columns for a part of {} ({})", path.display(), cols.len(), names.len(), names.join(", "));
     }
@@ -149,7 +162,7 @@ pub fn open_part(path: &Path) -> Result<(PartMeta, ParquetRecordBatchReaderBuild
         .with_context(|| format!("{}: no \"{FOOTER_KEY}\" footer key: not an nnqft sample part", path.display()))?;
     let meta: PartMeta = serde_json::from_str(&json)
         .with_context(|| format!("{}: footer key \"{FOOTER_KEY}\" is not valid part metadata", path.display()))?;
-    let expected = part_schema(meta.inputs.len(), meta.arch.hidden_layers);
+    let expected = part_schema(meta.inputs.len(), meta.arch.d_out, meta.arch.hidden_layers);
     if builder.schema().fields() != expected.fields() {
         bail!(
             "{}: schema is not f0..f{} Float32{} as its footer's {} inputs require",
@@ -174,7 +187,7 @@ pub fn read_part_meta(path: &Path) -> Result<PartMeta> {
 /// for deep nets the hidden layers, as in [`column_names`]).
 pub fn read_part(path: &Path) -> Result<(PartMeta, Vec<Vec<f32>>)> {
     let (meta, builder) = open_part(path)?;
-    let k = column_names(meta.inputs.len(), meta.arch.hidden_layers).len();
+    let k = meta_column_names(&meta).len();
     let mut cols: Vec<Vec<f32>> = (0..k).map(|_| Vec::with_capacity(meta.nets as usize)).collect();
     let reader = builder.build().with_context(|| format!("{}: cannot read", path.display()))?;
     for batch in reader {
@@ -191,7 +204,7 @@ pub fn read_part(path: &Path) -> Result<(PartMeta, Vec<Vec<f32>>)> {
         }
     }
     if let Some((j, r, v)) = first_non_finite(&cols) {
-        let names = column_names(meta.inputs.len(), meta.arch.hidden_layers);
+        let names = meta_column_names(&meta);
         bail!("{}: non-finite value {v} in column {} row {r}", path.display(), names[j]);
     }
     Ok((meta, cols))

@@ -21,6 +21,8 @@ pub const DEFAULT_PIPELINE_TOML: &str = include_str!("../../../../pipelines/quic
 
 /// Largest number of input points per architecture (points are UInt16 in the tables).
 pub const MAX_POINTS: usize = 1024;
+/// Most outputs (`d_out`) an arch may have.
+pub const MAX_OUTPUTS: usize = 64;
 /// Most hidden layers a deep arch may have.
 pub const MAX_LAYERS: usize = 64;
 /// Largest number of f32 values one part file holds in memory (nets_per_part x k).

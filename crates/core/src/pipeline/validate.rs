@@ -64,6 +64,14 @@ impl Pipeline {
                     return Err(err(at(field), format!("must be finite and >= 0 (got {v})")));
                 }
             }
+            for (field, v) in [("mu_w", a.mu_w), ("mu_b", a.mu_b), ("mu_w_out", a.mu_w_out), ("mu_b_out", a.mu_b_out)] {
+                if !v.is_finite() {
+                    return Err(err(at(field), format!("must be finite (got {v})")));
+                }
+            }
+            if !(1..=MAX_OUTPUTS).contains(&a.d_out) {
+                return Err(err(at("d_out"), format!("must be 1..{MAX_OUTPUTS} (got {})", a.d_out)));
+            }
             if !(1..=MAX_LAYERS).contains(&a.hidden_layers) {
                 return Err(err(at("hidden_layers"), format!("must be 1..{MAX_LAYERS} (got {})", a.hidden_layers)));
             }
@@ -104,11 +112,12 @@ impl Pipeline {
             if let Some((j, why)) = overflow(a) {
                 return Err(err(format!("sample.arch[{i}].inputs[{j}]"), why));
             }
-            if s.nets_per_part.saturating_mul(a.k() as u64) > MAX_PART_VALUES {
+            let columns = a.k() * (a.d_out + if a.hidden_layers > 1 { a.hidden_layers } else { 0 });
+            if s.nets_per_part.saturating_mul(columns as u64) > MAX_PART_VALUES {
                 return Err(err(
                     "sample.nets_per_part",
                     format!(
-                        "{} nets x {} inputs per part exceeds {MAX_PART_VALUES} values; lower nets_per_part",
+                        "{} nets x {columns} columns ({} inputs) per part exceeds {MAX_PART_VALUES} values; lower nets_per_part",
                         s.nets_per_part,
                         a.k()
                     ),
@@ -286,13 +295,13 @@ const MAX_GAUSS_VAR: f64 = 200.0;
 fn overflow(a: &ArchSpec) -> Option<(usize, String)> {
     let (cw, cb) = a.variances();
     a.inputs.iter().enumerate().find_map(|(j, x)| {
-        let s = a.s(x, x);
+        let s = a.s(x, x) + a.pre_mean(x).abs();
         // Deep relu nets: K^(l+1) = C_b + (C_W / 2) K^(l) grows geometrically above criticality.
         let deep = if a.activation == Activation::Relu { (1..a.hidden_layers).fold(s, |k, _| cb + 0.5 * cw * k) } else { s };
         let limit = if a.activation == Activation::Gauss { MAX_GAUSS_VAR } else { MAX_PREACT_VAR };
         (!(s.is_finite() && s <= limit && deep.is_finite() && deep <= MAX_PREACT_VAR)).then(|| {
             (j, format!(
-                "the pre-activation variance sigma_b^2 + sigma_w^2 |x|^2 / d_in is {s:.3e}{} (at most {limit:.0e} for {}): the outputs would not be finite; scale the inputs or sigmas down",
+                "the pre-activation variance sigma_b^2 + sigma_w^2 |x|^2 / d_in (+ |mean|) is {s:.3e}{} (at most {limit:.0e} for {}): the outputs would not be finite; scale the inputs or sigmas down",
                 if deep != s { format!(" and {deep:.3e} at the last hidden layer") } else { String::new() },
                 a.activation.name()
             ))
