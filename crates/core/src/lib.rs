@@ -19,6 +19,7 @@ pub mod pipeline;
 pub mod quad;
 pub mod rng;
 pub mod sampler;
+pub mod symmetry;
 pub mod tuples;
 pub mod variance;
 pub mod vertex;
