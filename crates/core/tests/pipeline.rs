@@ -100,3 +100,50 @@ fn parts_cover_the_bag() {
     assert_eq!(p.parts_per_bag(), 3);
     assert_eq!((0..3).map(|i| p.nets_in_part(i)).collect::<Vec<_>>(), vec![4, 4, 2]);
 }
+
+/// `[[symmetry.test]]` (docs/physics.md §13): each bad test is one error line naming its field.
+#[test]
+fn bad_symmetry_tests_are_named() {
+    let arch = |name: &str, extra: &str, inputs: &str| {
+        format!("[[sample.arch]]\nname = \"{name}\"\nactivation = \"erf\"\nd_in = 2\nsigma_w = 1.0\nsigma_b = 1.0\ninputs = {inputs}\n{extra}\n")
+    };
+    let base = format!(
+        "{}{}{}{}{}",
+        BASE.replace("bags = 2", "bags = 8"),
+        arch("three", "d_out = 3", "[[1.0, 0.0], [0.0, 1.0]]"),
+        arch("rot", "", "[[0.0, 1.0], [-1.0, 0.0]]"),
+        arch("plain", "", "[[1.0, 0.0], [0.0, 1.0]]"),
+        arch("far", "", "[[2.0, 0.0], [0.0, 1.0]]"),
+    );
+    let test = |body: &str| format!("{base}[[symmetry.test]]\nname = \"t\"\n{body}\n");
+    Pipeline::from_toml(&test("kind = \"output_rotation\"\narch = \"three\"\norders = [1]")).unwrap();
+    Pipeline::from_toml(&test("kind = \"input_rotation\"\narch = \"plain\"\nimage = \"rot\"\norders = [1]")).unwrap();
+    let cases: &[(&str, &str)] = &[
+        ("kind = \"output_rotation\"\narch = \"nope\"", "symmetry.test[0].arch: no [[sample.arch]] named \"nope\" (have: a, three, rot, plain, far)"),
+        ("kind = \"output_rotation\"\narch = \"a\"", "symmetry.test[0].arch: an output rotation needs d_out >= 2 (a has d_out = 1)"),
+        ("kind = \"input_rotation\"\narch = \"a\"\nimage = \"a\"", "symmetry.test[0].image: must be another arch than the one tested"),
+        ("kind = \"input_rotation\"\narch = \"plain\"\nimage = \"three\"", "symmetry.test[0].image: three must equal plain in everything but its inputs and widths"),
+        ("kind = \"input_rotation\"\narch = \"plain\"\nimage = \"far\"", "symmetry.test[0].image: the inputs of far are not a input_rotation of those of plain: x_0.x_0 = 1 but the image's is 4"),
+        ("kind = \"input_rotation\"\narch = \"plain\"", "symmetry.test[0].image: a input_rotation test needs the arch sampled at the transformed inputs"),
+        ("kind = \"translation\"\narch = \"plain\"\nimage = \"rot\"", "symmetry.test[0].image: the inputs of rot are not a translation of those of plain"),
+        ("kind = \"output_rotation\"\narch = \"three\"\nimage = \"rot\"", "symmetry.test[0].image: not used by a output_rotation test"),
+        ("kind = \"output_rotation\"\narch = \"three\"\npoints = [2]", "symmetry.test[0].points[0]: input 2 does not exist (three has 2 inputs)"),
+        ("kind = \"output_rotation\"\narch = \"three\"\norders = [7]", "symmetry.test[0].orders[0]: orders must be distinct and 1..6 (got 7)"),
+        ("kind = \"output_rotation\"\narch = \"three\"\norders = [3]", "symmetry.test[0].orders[0]: order 3 has 10 tuples over 3 variables; the test's covariance over bags needs more bags than tuples (sample.bags = 8)"),
+        ("kind = \"output_rotation\"\narch = \"three\"\nwidths = [4]", "symmetry.test[0].widths: width 4 is not sampled for three"),
+        ("kind = \"mirror\"\narch = \"three\"", "line"),
+    ];
+    for (body, want) in cases {
+        let got = error_of(&test(body));
+        assert!(got.starts_with(want), "for {body:?}:\n got: {got}\nwant: {want}...");
+        assert!(!got.contains('\n'), "one line: {got}");
+    }
+    // a rotation of the line does not exist
+    let line = format!("{BASE}[[sample.arch]]\nname = \"b\"\nactivation = \"erf\"\nd_in = 1\nsigma_w = 1.0\nsigma_b = 1.0\ninputs = [[-0.5], [-1.0]]\n[[symmetry.test]]\nname = \"t\"\nkind = \"input_rotation\"\narch = \"a\"\nimage = \"b\"\norders = [1]\n");
+    assert_eq!(
+        error_of(&line),
+        "symmetry.test[0].kind: an input rotation needs d_in >= 2 (a has d_in = 1: the only rotation of a line is the identity)"
+    );
+    // d_out = 0
+    assert!(error_of(&BASE.replace("inputs = [[0.5], [1.0]]", "inputs = [[0.5], [1.0]]\nd_out = 0")).starts_with("sample.arch[0].d_out: must be 1..64 (got 0)"));
+}

@@ -10,6 +10,7 @@ pub mod layers;
 pub mod plot;
 pub mod reduce;
 pub mod section;
+pub mod symmetry;
 
 use anyhow::Result;
 use nnqft_core::exact::{Accuracy, ExactTheory};
@@ -342,6 +343,8 @@ pub struct Outputs {
     pub cached: usize,
     /// Per-layer rows of the deep archs (`layers.parquet`).
     pub layers: Vec<layers::LayerRow>,
+    /// The symmetry tests (`symmetry.parquet`, `symmetry_tests.parquet`).
+    pub symmetry: symmetry::Outputs,
 }
 
 /// Runs the stage: reduce (or load cached), compare with theory, write
@@ -381,6 +384,7 @@ pub fn run(p: &Pipeline, data: &Path, opts: &Options) -> Result<Outputs> {
     if p.deep_archs().next().is_some() {
         out.layers = run_layers(p, data, opts)?;
     }
+    out.symmetry = symmetry::run(p, data, opts.force)?;
     // The figures this run wrote (a figure left over from an earlier config is not shown).
     let wrote = |stem: &str, ran: bool| ran && data.join("plots").join(format!("{stem}.png")).is_file();
     let plots: Vec<&str> = [("moments_vs_width", !out.summary.is_empty()), ("deviations_hist", !out.summary.is_empty()), ("layers", !out.layers.is_empty())]
@@ -388,6 +392,8 @@ pub fn run(p: &Pipeline, data: &Path, opts: &Options) -> Result<Outputs> {
         .filter(|&(stem, ran)| wrote(stem, ran))
         .map(|(stem, _)| stem)
         .collect();
+    let symmetry_plots: Vec<String> = p.symmetry.test.iter().map(|t| format!("symmetry_{}", t.name)).filter(|s| wrote(s, true)).collect();
+    let plots: Vec<&str> = plots.into_iter().chain(symmetry_plots.iter().map(String::as_str)).collect();
     nnqft_report::write_section(data, "moments", &nnqft_report::moments_hash(p), &section::markdown(p, &out, &plots))?;
     Ok(out)
 }
@@ -419,7 +425,7 @@ pub fn up_to_date(p: &Pipeline, data: &Path) -> bool {
             })
     };
     let section = nnqft_report::read_section(data, "moments").is_some_and(|s| s.config_hash == nnqft_report::moments_hash(p));
-    single && deep && section && samples()
+    single && deep && symmetry::up_to_date(p, data) && section && samples()
 }
 
 /// The deep archs: reduce per layer, write `layers.parquet` and its plot.

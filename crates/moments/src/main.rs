@@ -46,6 +46,10 @@ fn main() {
             println!("nnqft-moments: {}: deep nets, per layer -> {}", p.name, data.join("layers.parquet").display());
             print!("{}", nnqft_moments::layers::format_layers(&out.layers));
         }
+        if !out.symmetry.tests.is_empty() {
+            println!("nnqft-moments: {}: symmetry tests -> {}", p.name, data.join("symmetry_tests.parquet").display());
+            print!("{}", nnqft_moments::symmetry::format_tests(&out.symmetry.tests));
+        }
         nnqft_report::assemble_and_print("nnqft-moments", p, &data, &loaded.source, &loaded.text)
     });
 }

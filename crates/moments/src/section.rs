@@ -92,6 +92,59 @@ pub fn markdown(p: &Pipeline, out: &Outputs, plots: &[&str]) -> String {
             let _ = writeln!(s, "\n![per-layer kurtosis and kernel](plots/layers.png)\n\n*Excess kurtosis and K against the layer, input point 0, with error bars and the recursion (lines).*\n");
         }
     }
+    if !out.symmetry.tests.is_empty() {
+        s.push_str(&symmetry_markdown(p, &out.symmetry, plots));
+    }
+    s
+}
+
+/// The symmetry tests: one row per (test, width, order) and a figure per test.
+fn symmetry_markdown(p: &Pipeline, out: &crate::symmetry::Outputs, plots: &[&str]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "### Symmetry tests
+");
+    let _ = writeln!(
+        s,
+        "Each test compares the correlators of an ensemble with those of its image (docs/physics.md §13): for an output \
+         rotation, the same nets with a seeded random rotation R applied to their outputs; for input rotations and \
+         translations, the arch sampled at the transformed inputs. Per bag the difference of every tuple is one draw of an \
+         iid vector; chi2 is Hotelling's T^2 of its mean over the bags (the tuples' correlations included; directions that \
+         do not vary at all are exact identities and are dropped, so dof can be below the number of tuples), shown as \
+         chi2/dof beside its central 99 % band. *exact* is the same statistic about the exact difference (zero for a \
+         symmetry, the finite-width value for a breaking). Output rotations also decompose G_(i1..in) at one input into \
+         invariant (Kronecker-delta) tensors: the coefficient beside its exact value, and the residual's largest |z|. \
+         p < {} counts as not invariant.\n",
+        crate::symmetry::ALPHA
+    );
+    let _ = writeln!(s, "Tests: {}.\n", p.symmetry.test.iter().map(|t| format!("{} ({} of {}{})", t.name, t.kind.name(), t.arch, t.image.as_deref().map(|i| format!(" against {i}")).unwrap_or_default())).collect::<Vec<_>>().join("; "));
+    s.push_str(&nnqft_report::table(
+        &["test", "N", "order", "dof / tuples", "chi2/dof [99 % band]", "p", "p vs exact", "coefficient (exact)", "residual max z", "verdict"],
+        out.tests.iter().map(|r| {
+            let alpha = crate::symmetry::ALPHA;
+            let invariant = if r.invariance.p_value.is_nan() { "-" } else if r.invariance.p_value < alpha { "**not invariant**" } else { "invariant" };
+            let exact = if r.exact.p_value.is_nan() { "exact unknown" } else if r.exact.p_value < alpha { "**disagrees with exact**" } else { "agrees with exact" };
+            vec![
+                r.test.clone(),
+                r.width.to_string(),
+                r.order.to_string(),
+                format!("{} / {}", r.invariance.rank, r.tuples),
+                format!("{} [{}, {}]", num(r.invariance.per_dof), num(r.invariance.band99.0), num(r.invariance.band99.1)),
+                num(r.invariance.p_value),
+                num(r.exact.p_value),
+                if r.coefficient.is_nan() { "-".to_string() } else { format!("{} ± {} ({})", num(r.coefficient), num(r.coefficient_stderr), num(r.coefficient_exact)) },
+                if r.residual_max_z.is_nan() { "-".to_string() } else { num(r.residual_max_z) },
+                format!("{invariant}; {exact}"),
+            ]
+        }),
+    ));
+    for t in &p.symmetry.test {
+        let stem = format!("symmetry_{}", t.name);
+        if plots.contains(&stem.as_str()) {
+            let caption = format!("{}: G - G(image) per tuple with its error bar, and the exact difference (lines)", t.name);
+            let _ = writeln!(s, "\n![{caption}](plots/{stem}.png)\n\n*{caption}.*");
+        }
+    }
+    let _ = writeln!(s);
     s
 }
 

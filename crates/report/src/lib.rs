@@ -87,9 +87,11 @@ pub fn sample_hash(p: &Pipeline) -> String {
     nnqft_core::rng::sha256_hex(keys.join(",").as_bytes())
 }
 
-/// The hash the moments section is written for: both table families' hashes.
+/// The hash the moments section is written for: both table families' hashes
+/// (and the symmetry tables', when tests are declared).
 pub fn moments_hash(p: &Pipeline) -> String {
-    format!("{}+{}", nnqft_store::keys::tables_hash(p, false), nnqft_store::keys::tables_hash(p, true))
+    let tables = format!("{}+{}", nnqft_store::keys::tables_hash(p, false), nnqft_store::keys::tables_hash(p, true));
+    if p.symmetry.is_empty() { tables } else { format!("{tables}+{}", nnqft_store::keys::symmetry_hash(p)) }
 }
 
 /// Whether the pipeline runs STAGE (sample and moments always do).

@@ -189,3 +189,83 @@ pub fn grubbs(v: &[f64], alpha: f64) -> (f64, f64) {
     let crit = (nf - 1.0) / nf.sqrt() * (t * t / (nf - 2.0 + t * t)).sqrt();
     (g, crit)
 }
+
+/// A one-sample Hotelling test that iid vectors (one per bag) have mean
+/// zero: `T^2 = B dbar^T S^+ dbar` with `S` the covariance over the `B`
+/// bags. Directions in which the vectors do not vary at all (exact
+/// identities, e.g. a rotation-invariant combination) carry no test and
+/// are dropped: `rank` is the number kept, the test's degrees of freedom.
+/// For Gaussian bags `(B - r) / (r (B - 1)) T^2 ~ F(r, B - r)`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Hotelling {
+    pub t2: f64,
+    pub rank: usize,
+    pub bags: usize,
+    /// `T^2 / rank`: near 1 under the null hypothesis when bags >> rank.
+    pub per_dof: f64,
+    /// The central 99 % range of `per_dof` under the null hypothesis.
+    pub band99: (f64, f64),
+    /// `P(T^2 >= observed)` under the null hypothesis.
+    pub p_value: f64,
+}
+
+/// An eigenvalue of the bags' correlation matrix below this (times its
+/// dimension) counts as zero: an exact linear identity between coordinates.
+const RANK_TOL: f64 = 1e-12;
+
+/// The [`Hotelling`] test of `rows` (one vector per bag, all of one length);
+/// NaN statistics when there are not more bags than kept directions.
+///
+/// ```
+/// // bags scattered around zero: no evidence against mean zero
+/// let rows: Vec<Vec<f64>> = (0..30).map(|b| vec![((b * 7 % 11) as f64 - 5.0) * 0.1, ((b * 5 % 13) as f64 - 6.0) * 0.1]).collect();
+/// let h = nnqft_stats::hotelling(&rows);
+/// assert_eq!(h.rank, 2);
+/// assert!(h.p_value > 0.01 && h.band99.0 < h.per_dof && h.per_dof < h.band99.1);
+/// // shifted by one unit: rejected
+/// let shifted: Vec<Vec<f64>> = rows.iter().map(|r| vec![r[0] + 1.0, r[1]]).collect();
+/// assert!(nnqft_stats::hotelling(&shifted).p_value < 1e-10);
+/// ```
+pub fn hotelling(rows: &[Vec<f64>]) -> Hotelling {
+    use statrs::distribution::{ContinuousCDF, FisherSnedecor};
+    let b = rows.len();
+    let p = rows.first().map_or(0, |r| r.len());
+    let nan = |rank| Hotelling { t2: f64::NAN, rank, bags: b, per_dof: f64::NAN, band99: (f64::NAN, f64::NAN), p_value: f64::NAN };
+    if b < 2 || p == 0 {
+        return nan(0);
+    }
+    let bf = b as f64;
+    let mean: Vec<f64> = (0..p).map(|j| rows.iter().map(|r| r[j]).sum::<f64>() / bf).collect();
+    let cov = |i: usize, j: usize| rows.iter().map(|r| (r[i] - mean[i]) * (r[j] - mean[j])).sum::<f64>() / (bf - 1.0);
+    // standardised coordinates (the test is scale invariant; the rank cut then is too);
+    // a coordinate that does not vary carries no test
+    let keep: Vec<usize> = (0..p).filter(|&j| cov(j, j) > 0.0).collect();
+    let sd: Vec<f64> = keep.iter().map(|&j| cov(j, j).sqrt()).collect();
+    let q = keep.len();
+    let corr = nalgebra::DMatrix::from_fn(q, q, |i, j| cov(keep[i], keep[j]) / (sd[i] * sd[j]));
+    let z: Vec<f64> = keep.iter().zip(&sd).map(|(&j, s)| mean[j] / s).collect();
+    let eig = corr.symmetric_eigen();
+    let mut t2 = 0.0;
+    let mut rank = 0;
+    for (k, &l) in eig.eigenvalues.iter().enumerate() {
+        if l > RANK_TOL * q as f64 {
+            let proj: f64 = eig.eigenvectors.column(k).iter().zip(&z).map(|(u, d)| u * d).sum();
+            t2 += bf * proj * proj / l;
+            rank += 1;
+        }
+    }
+    if rank == 0 || b <= rank {
+        return nan(rank);
+    }
+    let (r, rest) = (rank as f64, (b - rank) as f64);
+    let f = FisherSnedecor::new(r, rest).expect("dof > 0");
+    let scale = (bf - 1.0) / rest;
+    Hotelling {
+        t2,
+        rank,
+        bags: b,
+        per_dof: t2 / r,
+        band99: (scale * f.inverse_cdf(0.005), scale * f.inverse_cdf(0.995)),
+        p_value: f.sf(t2 / (r * scale)),
+    }
+}

@@ -47,3 +47,27 @@ pub fn tables_hash(p: &Pipeline, deep: bool) -> String {
     let versioned = format!("tables-v{TABLES_VERSION},{}", keys.join(","));
     sha256_hex(versioned.as_bytes())
 }
+
+/// Version of the symmetry reduction and tables; enters [`symmetry_hash`].
+pub const SYMMETRY_VERSION: u32 = 1;
+
+/// The cache key of one (symmetry test, width): the test as configured, its
+/// rotation seed and the reduce keys of the samples it reads.
+pub fn symmetry_key(p: &Pipeline, t: &nnqft_core::pipeline::SymmetryTest, width: usize) -> String {
+    let reduce = |name: &str| p.arch(name).map(|a| reduce_key(p, a, width)).unwrap_or_default();
+    let key = serde_json::json!({
+        "version": SYMMETRY_VERSION,
+        "test": t,
+        "seed": t.seed(p),
+        "width": width,
+        "arch": reduce(&t.arch),
+        "image": t.image.as_deref().map(reduce),
+    });
+    sha256_hex(key.to_string().as_bytes())
+}
+
+/// The `config_hash` of `symmetry.parquet` and `symmetry_tests.parquet`.
+pub fn symmetry_hash(p: &Pipeline) -> String {
+    let keys: Vec<String> = p.symmetry.test.iter().flat_map(|t| t.widths(p).into_iter().map(move |w| symmetry_key(p, t, w))).collect();
+    sha256_hex(format!("symmetry-v{SYMMETRY_VERSION},{}", keys.join(",")).as_bytes())
+}

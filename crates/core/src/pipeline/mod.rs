@@ -47,6 +47,117 @@ pub struct Pipeline {
     pub fit: FitConfig,
     #[serde(default)]
     pub rg: RgConfig,
+    /// `[[symmetry.test]]`: symmetry tests run by the moments stage
+    /// (docs/physics.md §13). Not serialised when empty, so older hashes hold.
+    #[serde(default, skip_serializing_if = "SymmetryConfig::is_empty")]
+    pub symmetry: SymmetryConfig,
+}
+
+/// `[symmetry]`: the declared symmetry tests.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SymmetryConfig {
+    #[serde(default)]
+    pub test: Vec<SymmetryTest>,
+}
+
+impl SymmetryConfig {
+    /// No tests declared.
+    pub fn is_empty(&self) -> bool {
+        self.test.is_empty()
+    }
+}
+
+/// What a symmetry test transforms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SymmetryKind {
+    /// A seeded Haar rotation R of the outputs applied to every net: G(f) against G(R f).
+    OutputRotation,
+    /// The ensemble against its `image` arch, sampled at rotated inputs.
+    InputRotation,
+    /// The ensemble against its `image` arch, sampled at translated inputs.
+    Translation,
+}
+
+impl SymmetryKind {
+    /// The name used in pipelines and tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            SymmetryKind::OutputRotation => "output_rotation",
+            SymmetryKind::InputRotation => "input_rotation",
+            SymmetryKind::Translation => "translation",
+        }
+    }
+}
+
+/// `[[symmetry.test]]`: one symmetry test (docs/physics.md §13).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SymmetryTest {
+    /// Names the test in tables, plots and the report.
+    pub name: String,
+    pub kind: SymmetryKind,
+    /// The ensemble tested (a single-hidden-layer arch).
+    pub arch: String,
+    /// Input rotations and translations: the arch sampled at the transformed inputs.
+    #[serde(default)]
+    pub image: Option<String>,
+    /// Output rotations: the seed of the rotation (default: the pipeline's seed).
+    #[serde(default)]
+    pub seed: Option<u64>,
+    /// Which inputs enter the tensors (default `[0]` for output rotations,
+    /// every input otherwise).
+    #[serde(default)]
+    pub points: Option<Vec<usize>>,
+    /// Orders of the correlators compared (1..6; default `[1, 2, 3, 4]` for
+    /// output rotations, `[2, 4]` otherwise).
+    #[serde(default)]
+    pub orders: Option<Vec<usize>>,
+    /// Widths (default: every width the arch, and its image, is sampled at).
+    #[serde(default)]
+    pub widths: Option<Vec<usize>>,
+}
+
+impl SymmetryTest {
+    /// The orders compared.
+    pub fn orders(&self) -> Vec<usize> {
+        self.orders.clone().unwrap_or_else(|| if self.kind == SymmetryKind::OutputRotation { vec![1, 2, 3, 4] } else { vec![2, 4] })
+    }
+
+    /// The inputs the tensors run over (default: input 0 for output
+    /// rotations, every input otherwise).
+    pub fn points(&self, arch: &ArchSpec) -> Vec<usize> {
+        self.points.clone().unwrap_or_else(|| if self.kind == SymmetryKind::OutputRotation { vec![0] } else { (0..arch.k()).collect() })
+    }
+
+    /// The seed of an output rotation.
+    pub fn seed(&self, p: &Pipeline) -> u64 {
+        self.seed.unwrap_or(p.seed)
+    }
+
+    /// The widths tested.
+    pub fn widths(&self, p: &Pipeline) -> Vec<usize> {
+        if let Some(w) = &self.widths {
+            return w.clone();
+        }
+        let of = |name: &str| p.arch(name).map(|a| p.widths_of(a).to_vec()).unwrap_or_default();
+        let mut ws = of(&self.arch);
+        if let Some(image) = &self.image {
+            let other = of(image);
+            ws.retain(|w| other.contains(w));
+        }
+        ws
+    }
+
+    /// Number of variables the tensors run over: d_out x points for output
+    /// rotations, the points otherwise.
+    pub fn variables(&self, arch: &ArchSpec) -> usize {
+        match self.kind {
+            SymmetryKind::OutputRotation => arch.d_out * self.points(arch).len(),
+            _ => self.points(arch).len(),
+        }
+    }
 }
 
 /// The cutoffs of docs/physics.md §7.

@@ -165,6 +165,108 @@ impl Pipeline {
                 return Err(err(format!("moments.orders[{i}]"), format!("order must be 2, 4 or 6 (got {o})")));
             }
         }
+        self.validate_symmetry()
+    }
+
+    /// `[[symmetry.test]]` (run by the moments stage).
+    fn validate_symmetry(&self) -> Result<(), ConfigError> {
+        let mut names = HashSet::new();
+        for (i, t) in self.symmetry.test.iter().enumerate() {
+            let at = |f: &str| format!("symmetry.test[{i}].{f}");
+            check_name(&at("name"), &t.name)?;
+            if !names.insert(t.name.as_str()) {
+                return Err(err(at("name"), format!("duplicate test name {:?}", t.name)));
+            }
+            let arch = self.single_layer_arch(&t.arch, &at("arch"))?;
+            let kind = t.kind.name();
+            for (field, given) in [("image", t.image.is_some()), ("seed", t.seed.is_some())] {
+                let belongs = (field == "image") != (t.kind == SymmetryKind::OutputRotation);
+                if given && !belongs {
+                    return Err(err(at(field), format!("not used by a {kind} test")));
+                }
+            }
+            match t.kind {
+                SymmetryKind::OutputRotation => {
+                    if arch.d_out < 2 {
+                        return Err(err(at("arch"), format!("an output rotation needs d_out >= 2 ({} has d_out = {})", arch.name, arch.d_out)));
+                    }
+                }
+                SymmetryKind::InputRotation | SymmetryKind::Translation => {
+                    let Some(name) = &t.image else {
+                        return Err(err(at("image"), format!("a {kind} test needs the arch sampled at the transformed inputs")));
+                    };
+                    let image = self.single_layer_arch(name, &at("image"))?;
+                    if image.name == arch.name {
+                        return Err(err(at("image"), "must be another arch than the one tested"));
+                    }
+                    let mut same = image.clone();
+                    (same.name, same.inputs, same.widths) = (arch.name.clone(), arch.inputs.clone(), arch.widths.clone());
+                    if &same != arch {
+                        return Err(err(at("image"), format!("{} must equal {} in everything but its inputs and widths", image.name, arch.name)));
+                    }
+                    if image.inputs.len() != arch.inputs.len() {
+                        return Err(err(at("image"), format!("{} has {} inputs, {} has {}", image.name, image.k(), arch.name, arch.k())));
+                    }
+                    let why = if t.kind == SymmetryKind::InputRotation {
+                        if arch.d_in < 2 {
+                            return Err(err(at("kind"), format!("an input rotation needs d_in >= 2 ({} has d_in = 1: the only rotation of a line is the identity)", arch.name)));
+                        }
+                        rotation_mismatch(&arch.inputs, &image.inputs)
+                    } else {
+                        translation_mismatch(&arch.inputs, &image.inputs)
+                    };
+                    if let Some(why) = why {
+                        return Err(err(at("image"), format!("the inputs of {} are not a {kind} of those of {}: {why}", image.name, arch.name)));
+                    }
+                }
+            }
+            let points = t.points(arch);
+            if points.is_empty() {
+                return Err(err(at("points"), "list at least one input index"));
+            }
+            for (j, &a) in points.iter().enumerate() {
+                if a >= arch.k() {
+                    return Err(err(format!("{}[{j}]", at("points")), format!("input {a} does not exist ({} has {} inputs)", arch.name, arch.k())));
+                }
+                if points[..j].contains(&a) {
+                    return Err(err(format!("{}[{j}]", at("points")), format!("duplicate input {a}")));
+                }
+            }
+            let widths = t.widths(self);
+            if let Some(ws) = &t.widths {
+                check_widths(&at("widths"), ws)?;
+            }
+            for w in &widths {
+                for a in std::iter::once(&t.arch).chain(&t.image) {
+                    if !self.arch(a).is_some_and(|a| self.widths_of(a).contains(w)) {
+                        return Err(err(at("widths"), format!("width {w} is not sampled for {a}")));
+                    }
+                }
+            }
+            if widths.is_empty() {
+                return Err(err(at("widths"), format!("{} and its image share no sampled width", arch.name)));
+            }
+            let orders = t.orders();
+            if orders.is_empty() {
+                return Err(err(at("orders"), "list at least one order"));
+            }
+            let v = t.variables(arch);
+            for (j, &o) in orders.iter().enumerate() {
+                if !(1..=6).contains(&o) || orders[..j].contains(&o) {
+                    return Err(err(format!("{}[{j}]", at("orders")), format!("orders must be distinct and 1..6 (got {o})")));
+                }
+                let p = tuples(v, o).len();
+                if p as u64 >= self.sample.bags as u64 {
+                    return Err(err(
+                        format!("{}[{j}]", at("orders")),
+                        format!(
+                            "order {o} has {p} tuples over {v} variables; the test's covariance over bags needs more bags than tuples (sample.bags = {})",
+                            self.sample.bags
+                        ),
+                    ));
+                }
+            }
+        }
         Ok(())
     }
 
@@ -307,6 +409,40 @@ fn overflow(a: &ArchSpec) -> Option<(usize, String)> {
             ))
         })
     })
+}
+
+/// Relative tolerance of the input checks of rotations and translations.
+const INPUT_TOL: f64 = 1e-9;
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= INPUT_TOL * (1.0 + a.abs().max(b.abs()))
+}
+
+/// Why `y` is not a rotation of `x` (their Gram matrices differ), if it is not.
+fn rotation_mismatch(x: &[Vec<f64>], y: &[Vec<f64>]) -> Option<String> {
+    let dot = |u: &[f64], v: &[f64]| u.iter().zip(v).map(|(a, b)| a * b).sum::<f64>();
+    for a in 0..x.len() {
+        for b in a..x.len() {
+            let (gx, gy) = (dot(&x[a], &x[b]), dot(&y[a], &y[b]));
+            if !close(gx, gy) {
+                return Some(format!("x_{a}.x_{b} = {gx} but the image's is {gy}"));
+            }
+        }
+    }
+    None
+}
+
+/// Why `y` is not `x + c` for one shift `c != 0`, if it is not.
+fn translation_mismatch(x: &[Vec<f64>], y: &[Vec<f64>]) -> Option<String> {
+    let c: Vec<f64> = y[0].iter().zip(&x[0]).map(|(a, b)| a - b).collect();
+    for (a, (xa, ya)) in x.iter().zip(y).enumerate() {
+        for (j, (u, v)) in xa.iter().zip(ya).enumerate() {
+            if !close(v - u, c[j]) {
+                return Some(format!("input {a} is shifted by {} in coordinate {j}, input 0 by {}", v - u, c[j]));
+            }
+        }
+    }
+    c.iter().all(|&v| v == 0.0).then(|| "the inputs are the same (shift 0)".to_string())
 }
 
 fn check_widths(field: &str, widths: &[usize]) -> Result<(), ConfigError> {
