@@ -147,3 +147,31 @@ fn bad_symmetry_tests_are_named() {
     // d_out = 0
     assert!(error_of(&BASE.replace("inputs = [[0.5], [1.0]]", "inputs = [[0.5], [1.0]]\nd_out = 0")).starts_with("sample.arch[0].d_out: must be 1..64 (got 0)"));
 }
+
+/// `[rg.input_scale]`: archs must be the first one at scaled inputs.
+#[test]
+fn bad_input_scale_flows_are_named() {
+    let gauss = |name: &str, inputs: &str, sb: f64| {
+        format!("[[sample.arch]]\nname = \"{name}\"\nactivation = \"gauss\"\nd_in = 1\nsigma_w = 1.0\nsigma_b = {sb:?}\ninputs = {inputs}\n")
+    };
+    let base = format!(
+        "{BASE}[moments]\norders = [2, 4]\n{}{}{}{}",
+        gauss("g1", "[[0.1], [0.2]]", 1.0),
+        gauss("g2", "[[0.2], [0.4]]", 1.0),
+        gauss("bent", "[[0.2], [0.5]]", 1.0),
+        gauss("sb", "[[0.2], [0.4]]", 0.5)
+    );
+    let flow = |archs: &str| format!("{base}[rg.input_scale]\narchs = {archs}\n");
+    let p = Pipeline::from_toml(&flow("[\"g1\", \"g2\"]")).unwrap();
+    assert_eq!(nnqft_core::pipeline::input_scale(&p.arch("g1").unwrap().inputs, &p.arch("g2").unwrap().inputs), Some(2.0));
+    for (archs, want) in [
+        ("[\"g1\"]", "rg.input_scale.archs: need at least 2 architectures (input scales) for a slope"),
+        ("[\"g1\", \"bent\"]", "rg.input_scale.archs[1]: the inputs of bent are not s times those of g1 for one s > 0"),
+        ("[\"g1\", \"sb\"]", "rg.input_scale.archs[1]: sb differs from g1 in more than its inputs (and widths)"),
+        ("[\"g1\", \"g2\", \"g2\"]", "rg.input_scale.archs[2]: g2 repeats the input scale 2"),
+        ("[\"g1\", \"zz\"]", "rg.input_scale.archs[1]: no [[sample.arch]] named \"zz\""),
+    ] {
+        let got = error_of(&flow(archs));
+        assert!(got.starts_with(want), "for {archs}:\n got: {got}\nwant: {want}");
+    }
+}

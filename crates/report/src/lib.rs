@@ -98,7 +98,7 @@ pub fn moments_hash(p: &Pipeline) -> String {
 pub fn runs(p: &Pipeline, stage: &str) -> bool {
     match stage {
         "fit" => !p.fit.run.is_empty(),
-        "rg" => !p.rg.cutoff.is_empty() || p.rg.sigma_w.is_some() || p.deep_archs().next().is_some(),
+        "rg" => !p.rg.cutoff.is_empty() || p.rg.sigma_w.is_some() || p.rg.input_scale.is_some() || p.deep_archs().next().is_some(),
         _ => true,
     }
 }

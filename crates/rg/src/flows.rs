@@ -136,16 +136,74 @@ pub fn cutoff_flow(arch: &ArchSpec, prop: Propagator, cutoffs: &[f64], devs: &[(
 /// The sigma_W flow of u4 and u6 (docs/physics.md §6) over `archs` (same
 /// family, different sigma_W) at one width.
 pub fn sigma_w_flow(archs: &[&ArchSpec], width: usize, devs: &[&Deviations], six: bool) -> Result<(Vec<FlowRow>, Vec<SlopeRow>)> {
+    let scales: Vec<f64> = archs.iter().map(|a| a.sigma_w).collect();
+    scale_flow("sigma_w", archs, &scales, width, devs, six)
+}
+
+/// The passive flow (docs/physics.md §14): u4 and u6 against the input scale
+/// s of `archs` (the same ensemble at inputs `s x`, `scales[i]` for arch i)
+/// at one width, and the check that scaling the inputs is scaling sigma_W:
+/// u4(s x; sw) = s^(4 - d) u4(x; s sw), the right side from the exact theory
+/// of the first arch's inputs with sigma_W = s sw (a "quantity = identity" row).
+pub fn input_scale_flow(archs: &[&ArchSpec], scales: &[f64], width: usize, devs: &[&Deviations], six: bool) -> Result<(Vec<FlowRow>, Vec<SlopeRow>)> {
+    let (flow, mut slopes) = scale_flow("input_scale", archs, scales, width, devs, six)?;
+    // the base inputs x: those of the arch at scale 1, or the first arch's divided by its scale
+    let base = archs[0];
+    let x: Vec<Vec<f64>> = base.inputs.iter().map(|p| p.iter().map(|v| v / scales[0]).collect()).collect();
+    let d = base.d_in as f64;
+    let ts = tuples(base.k(), 4);
+    let mut max_z: f64 = 0.0;
+    let mut max_rel: f64 = 0.0;
+    for (i, &s) in scales.iter().enumerate() {
+        let mut v = base.clone();
+        v.inputs = x.clone();
+        v.sigma_w = base.sigma_w * s;
+        v.mu_w = base.mu_w * s;
+        let th = nnqft_core::exact::ExactTheory::for_orders(&v, &[4], nnqft_core::exact::Accuracy::default());
+        let w = Templates::new(&v, f64::INFINITY, Propagator::Weight, false).map_err(|e| anyhow!("{e}"))?;
+        let u4v = ts.iter().map(|t| th.kappa4(t, width) / w.prod(t)).sum::<f64>() / -(ts.len() as f64);
+        let want = s.powf(4.0 - d) * u4v;
+        let row = flow.iter().find(|r| r.coupling == "u4" && r.arch == archs[i].name).expect("u4 row of every arch");
+        max_z = max_z.max(((row.value - want) / row.stderr).abs());
+        max_rel = max_rel.max(((row.exact - want) / want).abs());
+    }
+    slopes.push(SlopeRow {
+        arch: base.name.clone(),
+        d_in: base.d_in,
+        width,
+        kind: "input_scale",
+        propagator: "K_W",
+        coupling: "u4",
+        quantity: "identity",
+        range: "all",
+        slope: max_z,
+        stderr: f64::NAN,
+        exact: max_rel,
+        asymptotic: f64::NAN,
+        seed_claim: f64::NAN,
+        n_points: scales.len(),
+        note: Some(format!(
+            "u4(s x; sw) = s^(4-d) u4(x; s sw): measured = the largest |measured u4 at inputs s x - s^(4-d) exact u4 at sigma_W = s sw| / stderr over the scales ({}), exact = the largest relative difference of the two exact sides ({})",
+            nnqft_cli::fmt_g(max_z),
+            nnqft_cli::fmt_g(max_rel)
+        )),
+    });
+    Ok((flow, slopes))
+}
+
+/// u4 and u6 over a family of archs at the given scales (sigma_W or input
+/// scale), with their log-log slopes.
+fn scale_flow(kind: &'static str, archs: &[&ArchSpec], scales: &[f64], width: usize, devs: &[&Deviations], six: bool) -> Result<(Vec<FlowRow>, Vec<SlopeRow>)> {
     let whole: Vec<Templates> = archs
         .par_iter()
         .map(|a| Templates::new(a, f64::INFINITY, Propagator::Weight, six))
         .collect::<Result<_, String>>()
         .map_err(|e| anyhow!("{e}"))?;
     let mut order: Vec<usize> = (0..archs.len()).collect();
-    order.sort_by(|&a, &b| archs[a].sigma_w.total_cmp(&archs[b].sigma_w));
+    order.sort_by(|&a, &b| scales[a].total_cmp(&scales[b]));
     let mut flow = Vec::new();
     let mut series: BTreeMap<&'static str, Vec<Estimate>> = BTreeMap::new();
-    let sws: Vec<f64> = order.iter().map(|&i| archs[i].sigma_w).collect();
+    let sorted: Vec<f64> = order.iter().map(|&i| scales[i]).collect();
     for &i in &order {
         let (e4, e6) = seed001_estimates(archs[i], devs[i], &whole[i]);
         for (name, e) in [("u4", Some(e4)), ("u6", e6)] {
@@ -154,9 +212,9 @@ pub fn sigma_w_flow(archs: &[&ArchSpec], width: usize, devs: &[&Deviations], six
                 arch: archs[i].name.clone(),
                 d_in: archs[i].d_in,
                 width,
-                kind: "sigma_w",
+                kind,
                 propagator: "K_W",
-                scale: archs[i].sigma_w,
+                scale: scales[i],
                 coupling: name,
                 value: e.mean,
                 stderr: e.stderr(),
@@ -170,12 +228,17 @@ pub fn sigma_w_flow(archs: &[&ArchSpec], width: usize, devs: &[&Deviations], six
     let d = archs[0].d_in as f64;
     let mut slopes = Vec::new();
     for (name, ests) in &series {
-        let (claim, asym) = if *name == "u4" { (4.0 - d, d - 4.0) } else { (6.0 - 2.0 * d, d - 6.0) };
+        let (claim, asym) = match (kind, *name) {
+            ("sigma_w", "u4") => (4.0 - d, d - 4.0),
+            ("sigma_w", _) => (6.0 - 2.0 * d, d - 6.0),
+            // slope in s = (n - d) + slope in sigma_W at s sw (docs/physics.md §14): (n - d) + (d - n)
+            _ => (f64::NAN, 0.0),
+        };
         let base = SlopeRow {
             arch: archs[order[0]].name.clone(),
             d_in: archs[0].d_in,
             width,
-            kind: "sigma_w",
+            kind,
             propagator: "K_W",
             coupling: name,
             quantity: "slope",
@@ -188,7 +251,7 @@ pub fn sigma_w_flow(archs: &[&ArchSpec], width: usize, devs: &[&Deviations], six
             n_points: 0,
             note: None,
         };
-        slopes.extend(slope_rows(&base, &log_slope(&sws, ests)));
+        slopes.extend(slope_rows(&base, &log_slope(&sorted, ests)));
     }
     Ok((flow, slopes))
 }

@@ -58,6 +58,15 @@ fn sigma_w_widths(p: &Pipeline) -> Vec<usize> {
     })
 }
 
+/// Widths of the passive flow: configured, else those every listed arch has.
+fn input_scale_widths(p: &Pipeline) -> Vec<usize> {
+    let Some(f) = &p.rg.input_scale else { return Vec::new() };
+    f.widths.clone().unwrap_or_else(|| {
+        let first = p.widths_of(p.arch(&f.archs[0]).expect("validated")).to_vec();
+        first.into_iter().filter(|w| f.archs.iter().all(|a| p.widths_of(p.arch(a).expect("validated")).contains(w))).collect()
+    })
+}
+
 /// The config hash of the rg outputs.
 pub fn rg_hash(p: &Pipeline) -> String {
     let mut keys = Vec::new();
@@ -70,6 +79,11 @@ pub fn rg_hash(p: &Pipeline) -> String {
             keys.extend(sw.archs.iter().map(|a| nnqft_store::keys::reduce_key(p, p.arch(a).expect("validated"), w)));
         }
     }
+    if let Some(f) = &p.rg.input_scale {
+        for w in input_scale_widths(p) {
+            keys.extend(f.archs.iter().map(|a| nnqft_store::keys::reduce_key(p, p.arch(a).expect("validated"), w)));
+        }
+    }
     for a in p.deep_archs() {
         keys.extend(p.widths_of(a).iter().map(|&w| nnqft_store::keys::layers_key(p, a, w)));
     }
@@ -79,7 +93,7 @@ pub fn rg_hash(p: &Pipeline) -> String {
 
 /// Runs the stage.
 pub fn run(p: &Pipeline, data: &Path, opts: &Options) -> Result<Outputs> {
-    let coupling_flows = !p.rg.cutoff.is_empty() || p.rg.sigma_w.is_some();
+    let coupling_flows = !p.rg.cutoff.is_empty() || p.rg.sigma_w.is_some() || p.rg.input_scale.is_some();
     let deep = p.deep_archs().next().is_some();
     if !coupling_flows && !deep {
         return Ok(Outputs { flow: Vec::new(), slopes: Vec::new(), up_to_date: true });
@@ -115,12 +129,17 @@ pub fn run(p: &Pipeline, data: &Path, opts: &Options) -> Result<Outputs> {
             want.extend(sw.archs.iter().map(|a| (a.clone(), w)));
         }
     }
+    if let Some(f) = &p.rg.input_scale {
+        for w in input_scale_widths(p) {
+            want.extend(f.archs.iter().map(|a| (a.clone(), w)));
+        }
+    }
     want.sort();
     want.dedup();
     let devs = if want.is_empty() { BTreeMap::new() } else { load_deviations(p, data, &want)? };
     let mut flow = Vec::new();
     let mut slopes = Vec::new();
-    let total = p.rg.cutoff.iter().map(|c| c.propagators.len()).sum::<usize>() + sigma_w_widths(p).len();
+    let total = p.rg.cutoff.iter().map(|c| c.propagators.len()).sum::<usize>() + sigma_w_widths(p).len() + input_scale_widths(p).len();
     let progress = nnqft_cli::Progress::new("rg", total as u64, "flows");
     for c in &p.rg.cutoff {
         let arch = p.arch(&c.arch).expect("validated");
@@ -139,6 +158,18 @@ pub fn run(p: &Pipeline, data: &Path, opts: &Options) -> Result<Outputs> {
             let d: Vec<&Deviations> = sw.archs.iter().map(|a| &devs[&(a.clone(), w)]).collect();
             let (f, s) = sigma_w_flow(&archs, w, &d, p.moments.orders.contains(&6))?;
             flow.extend(f);
+            slopes.extend(s);
+            progress.inc(1);
+        }
+    }
+    if let Some(f) = &p.rg.input_scale {
+        let archs: Vec<&ArchSpec> = f.archs.iter().map(|a| p.arch(a).expect("validated")).collect();
+        let base = &archs[0].inputs;
+        let scales: Vec<f64> = archs.iter().map(|a| nnqft_core::pipeline::input_scale(base, &a.inputs).expect("validated")).collect();
+        for w in input_scale_widths(p) {
+            let d: Vec<&Deviations> = f.archs.iter().map(|a| &devs[&(a.clone(), w)]).collect();
+            let (fl, s) = input_scale_flow(&archs, &scales, w, &d, p.moments.orders.contains(&6))?;
+            flow.extend(fl);
             slopes.extend(s);
             progress.inc(1);
         }

@@ -21,8 +21,8 @@ fn main() {
         let (loaded, data) = args.common.setup()?;
         loaded.require_analysis()?;
         let p = &loaded.pipeline;
-        if p.rg.cutoff.is_empty() && p.rg.sigma_w.is_none() && p.deep_archs().next().is_none() {
-            println!("nnqft-rg: {}: no [[rg.cutoff]], [rg.sigma_w] or deep arch in the pipeline; nothing to do", p.name);
+        if p.rg.cutoff.is_empty() && p.rg.sigma_w.is_none() && p.rg.input_scale.is_none() && p.deep_archs().next().is_none() {
+            println!("nnqft-rg: {}: no [[rg.cutoff]], [rg.sigma_w], [rg.input_scale] or deep arch in the pipeline; nothing to do", p.name);
             return nnqft_report::assemble_and_print("nnqft-rg", p, &data, &loaded.source, &loaded.text);
         }
         let start = std::time::Instant::now();

@@ -7,7 +7,7 @@ use nnqft_core::Pipeline;
 use nnqft_plot::{write_panels, Panel, Scale, Series};
 use std::path::Path;
 
-/// `plots/rg_cutoff.{png,svg}` and `plots/rg_sigma_w.{png,svg}`; returns the stems written.
+/// `plots/rg_cutoff`, `plots/rg_sigma_w`, `plots/rg_input_scale` and `plots/rg_layers` (PNG and SVG); returns the stems written.
 pub(crate) fn write_rg_plots(data: &Path, flow: &[FlowRow]) -> Result<Vec<String>> {
     let dir = data.join("plots");
     let mut written = Vec::new();
@@ -38,33 +38,10 @@ pub(crate) fn write_rg_plots(data: &Path, flow: &[FlowRow]) -> Result<Vec<String
         write_panels(&dir, "rg_cutoff", &panels)?;
         written.push("rg_cutoff".to_string());
     }
-    let sw: Vec<&FlowRow> = flow.iter().filter(|r| r.kind == "sigma_w").collect();
-    if !sw.is_empty() {
-        let mut widths: Vec<usize> = sw.iter().map(|r| r.width).collect();
-        widths.dedup();
-        let panels: Vec<Panel> = ["u4", "u6"]
-            .iter()
-            .filter(|c| sw.iter().any(|r| r.coupling == **c))
-            .map(|c| Panel::new(
-                format!("|{c}| against sigma_W"),
-                "sigma_W",
-                format!("|{c}|"),
-                widths
-                    .iter()
-                    .enumerate()
-                    .flat_map(|(i, &w)| {
-                        let rows: Vec<&&FlowRow> = sw.iter().filter(|r| r.coupling == *c && r.width == w).collect();
-                        [
-                            Series::markers(format!("N = {w}"), rows.iter().map(|r| (r.scale, r.value.abs())).collect(), i)
-                                .with_errors(rows.iter().map(|r| r.stderr).collect()),
-                            Series::line(format!("exact N = {w}"), rows.iter().map(|r| (r.scale, r.exact.abs())).collect(), i),
-                        ]
-                    })
-                    .collect(),
-            ))
-            .collect();
-        write_panels(&dir, "rg_sigma_w", &panels)?;
-        written.push("rg_sigma_w".to_string());
+    for (kind, axis) in [("sigma_w", "sigma_W"), ("input_scale", "input scale s")] {
+        if write_scale_plot(&dir, flow, kind, axis)? {
+            written.push(format!("rg_{kind}"));
+        }
     }
     let layer: Vec<&FlowRow> = flow.iter().filter(|r| r.kind == "layer").collect();
     if !layer.is_empty() {
@@ -97,6 +74,42 @@ pub(crate) fn write_rg_plots(data: &Path, flow: &[FlowRow]) -> Result<Vec<String
         written.push("rg_layers".to_string());
     }
     Ok(written)
+}
+
+/// `plots/rg_KIND`: |u4| and |u6| against the scale of a sigma_W or input-scale flow,
+/// measured per width with error bars and exact; false when the flow has no rows.
+fn write_scale_plot(dir: &Path, flow: &[FlowRow], kind: &str, axis: &str) -> Result<bool> {
+    let rows: Vec<&FlowRow> = flow.iter().filter(|r| r.kind == kind).collect();
+    if rows.is_empty() {
+        return Ok(false);
+    }
+    let mut widths: Vec<usize> = rows.iter().map(|r| r.width).collect();
+    widths.dedup();
+    let panels: Vec<Panel> = ["u4", "u6"]
+        .iter()
+        .filter(|c| rows.iter().any(|r| r.coupling == **c))
+        .map(|c| {
+            Panel::new(
+                format!("|{c}| against the {axis}"),
+                axis,
+                format!("|{c}|"),
+                widths
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(i, &w)| {
+                        let at: Vec<&&FlowRow> = rows.iter().filter(|r| r.coupling == *c && r.width == w).collect();
+                        [
+                            Series::markers(format!("N = {w}"), at.iter().map(|r| (r.scale, r.value.abs())).collect(), i)
+                                .with_errors(at.iter().map(|r| r.stderr).collect()),
+                            Series::line(format!("exact N = {w}"), at.iter().map(|r| (r.scale, r.exact.abs())).collect(), i),
+                        ]
+                    })
+                    .collect(),
+            )
+        })
+        .collect();
+    write_panels(dir, &format!("rg_{kind}"), &panels)?;
+    Ok(true)
 }
 
 /// The rg section of the run report: every slope and amplitude with
@@ -133,6 +146,7 @@ pub fn format_report(p: &Pipeline, flow: &[FlowRow], slopes: &[SlopeRow], plots:
     for (kind, title) in [
         ("cutoff", "Cutoff flow: lambda_bar(L) (docs/physics.md §7)"),
         ("sigma_w", "sigma_W flow: u4, u6 (docs/physics.md §6, reference talk 001)"),
+        ("input_scale", "Passive flow: u4, u6 against the input scale s at a fixed ensemble (docs/physics.md §14, reference talk 001)"),
         ("layer", "Layer flow of deep nets: K, kurtosis, c6, c8 against l (docs/physics.md §8, §11, reference talk 002)"),
     ] {
         let rows: Vec<&SlopeRow> = slopes.iter().filter(|r| r.kind == kind).collect();

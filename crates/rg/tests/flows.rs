@@ -88,3 +88,37 @@ fn sigma_w_slopes_from_exact_inputs() {
     eprintln!("u4 slope {:.4}, u6 slope {:.4} ({:?})", u4.exact, u6.exact, u6.note);
 }
 
+
+/// The passive flow from exact inputs: u4 at inputs s x equals
+/// s^(4 - d) u4 at sigma_W = s sw (the data transformation is a parameter
+/// transformation, docs/physics.md §14), so its slope in s is (4 - d) plus
+/// the sigma_W flow's slope: checked against a sigma_W family built here.
+#[test]
+fn passive_flow_is_the_sigma_w_flow_shifted_by_four_minus_d() {
+    let xs = [-0.25, -0.1, 0.05, 0.25];
+    let scales = [1.0, 1.25, 1.5];
+    let scaled: Vec<ArchSpec> = scales
+        .iter()
+        .map(|&s| ArchSpec::single(&format!("s{s}"), Activation::Gauss, 1.0, 0.3, xs.iter().map(|&x| vec![s * x]).collect()))
+        .collect();
+    let sigma: Vec<ArchSpec> = scales
+        .iter()
+        .map(|&s| ArchSpec::single(&format!("w{s}"), Activation::Gauss, s, 0.3, xs.iter().map(|&x| vec![x]).collect()))
+        .collect();
+    let dev = |a: &[ArchSpec]| a.iter().map(|a| exact_deviations(a, 8, &[4])).collect::<Vec<_>>();
+    let (ds, dw) = (dev(&scaled), dev(&sigma));
+    let (flow, slopes) = nnqft_rg::input_scale_flow(&scaled.iter().collect::<Vec<_>>(), &scales, 8, &ds.iter().collect::<Vec<_>>(), false).unwrap();
+    let (wflow, wslopes) = sigma_w_flow(&sigma.iter().collect::<Vec<_>>(), 8, &dw.iter().collect::<Vec<_>>(), false).unwrap();
+    for (s, (a, b)) in scales.iter().zip(flow.iter().zip(&wflow)) {
+        assert_eq!((a.coupling, b.coupling), ("u4", "u4"));
+        let want = s.powi(3) * b.exact; // d = 1
+        assert!((a.exact - want).abs() < 1e-10 * want.abs(), "s = {s}: {} vs {want}", a.exact);
+    }
+    let id = slope_of(&slopes, "identity", "all");
+    // (its measured side is meaningless here: the synthetic bags differ by 1e-9)
+    assert!(id.exact < 1e-10, "{id:?}");
+    let (ps, ws) = (slope_of(&slopes, "slope", "all"), slope_of(&wslopes, "slope", "all"));
+    assert!((ps.exact - (3.0 + ws.exact)).abs() < 1e-9, "passive slope {} vs 3 + {}", ps.exact, ws.exact);
+    // power: the flow is not flat (a slope of zero would be a wrong theory)
+    assert!(ps.exact.abs() > 0.05, "{}", ps.exact);
+}

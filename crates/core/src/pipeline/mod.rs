@@ -178,6 +178,44 @@ pub struct RgConfig {
     /// `[rg.sigma_w]`: u4, u6 against sigma_W over a family of architectures.
     #[serde(default)]
     pub sigma_w: Option<SigmaWFlow>,
+    /// `[rg.input_scale]`: the passive flow, u4 and u6 against an input scale s.
+    /// Not serialised when absent, so older rg hashes hold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_scale: Option<InputScaleFlow>,
+}
+
+/// `[rg.input_scale]`: archs identical but for their inputs, which are
+/// `s x` for the first arch's inputs `x` (docs/physics.md §14): the passive
+/// flow of u4, u6 (K_W over R^d) with s at a fixed ensemble.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputScaleFlow {
+    pub archs: Vec<String>,
+    /// Widths (default: the widths every listed arch has).
+    #[serde(default)]
+    pub widths: Option<Vec<usize>>,
+}
+
+/// The factor s with `y = s x` for every coordinate (relative tolerance
+/// 1e-9), if there is one and it is positive.
+///
+/// ```
+/// use nnqft_core::pipeline::input_scale;
+/// assert_eq!(input_scale(&[vec![0.5], vec![-1.0]], &[vec![1.0], vec![-2.0]]), Some(2.0));
+/// assert_eq!(input_scale(&[vec![0.5], vec![-1.0]], &[vec![1.0], vec![2.0]]), None);
+/// ```
+pub fn input_scale(x: &[Vec<f64>], y: &[Vec<f64>]) -> Option<f64> {
+    if x.len() != y.len() {
+        return None;
+    }
+    let pairs: Vec<(f64, f64)> = x.iter().zip(y).flat_map(|(a, b)| a.iter().copied().zip(b.iter().copied())).collect();
+    let (u, v) = pairs.iter().copied().max_by(|a, b| a.0.abs().total_cmp(&b.0.abs()))?;
+    if u == 0.0 {
+        return None;
+    }
+    let s = v / u;
+    let ok = s > 0.0 && pairs.iter().all(|&(a, b)| (b - s * a).abs() <= 1e-9 * (1.0 + b.abs().max((s * a).abs())));
+    ok.then_some(s)
 }
 
 fn default_cutoffs() -> Vec<f64> {
@@ -186,7 +224,7 @@ fn default_cutoffs() -> Vec<f64> {
 
 impl Default for RgConfig {
     fn default() -> Self {
-        RgConfig { cutoffs: default_cutoffs(), cutoff: Vec::new(), sigma_w: None }
+        RgConfig { cutoffs: default_cutoffs(), cutoff: Vec::new(), sigma_w: None, input_scale: None }
     }
 }
 

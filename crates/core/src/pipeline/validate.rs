@@ -304,6 +304,42 @@ impl Pipeline {
                 check_integrable(arch, rg.cutoffs[0], pr).map_err(|m| err(at("arch"), m))?;
             }
         }
+        if let Some(f) = &rg.input_scale {
+            if !self.moments.orders.contains(&4) {
+                return Err(err("moments.orders", "the rg stage needs order 4 (add 4 to moments.orders)"));
+            }
+            if f.archs.len() < 2 {
+                return Err(err("rg.input_scale.archs", "need at least 2 architectures (input scales) for a slope"));
+            }
+            let base = self.single_layer_arch(&f.archs[0], "rg.input_scale.archs[0]")?;
+            let mut scales: Vec<f64> = Vec::new();
+            for (j, name) in f.archs.iter().enumerate() {
+                let at = format!("rg.input_scale.archs[{j}]");
+                let a = self.single_layer_arch(name, &at)?;
+                check_integrable(a, f64::INFINITY, Propagator::Weight).map_err(|m| err(at.clone(), m))?;
+                let mut same = a.clone();
+                (same.name, same.inputs, same.widths) = (base.name.clone(), base.inputs.clone(), base.widths.clone());
+                if &same != base {
+                    return Err(err(at, format!("{name} differs from {} in more than its inputs (and widths)", base.name)));
+                }
+                let Some(s) = super::input_scale(&base.inputs, &a.inputs) else {
+                    return Err(err(at, format!("the inputs of {name} are not s times those of {} for one s > 0", base.name)));
+                };
+                if scales.iter().any(|&t| (t - s).abs() <= 1e-9 * s) {
+                    return Err(err(at, format!("{name} repeats the input scale {s}")));
+                }
+                scales.push(s);
+            }
+            if let Some(ws) = &f.widths {
+                check_widths("rg.input_scale.widths", ws)?;
+                for name in &f.archs {
+                    let a = self.arch(name).expect("checked");
+                    if let Some(w) = ws.iter().find(|w| !self.widths_of(a).contains(w)) {
+                        return Err(err("rg.input_scale.widths", format!("width {w} is not sampled for {name}")));
+                    }
+                }
+            }
+        }
         if let Some(sw) = &rg.sigma_w {
             if sw.archs.len() < 2 {
                 return Err(err("rg.sigma_w.archs", "need at least 2 architectures (sigma_W values) for a slope"));
