@@ -100,8 +100,23 @@ pub fn section(p: &Pipeline, couplings: &[CouplingRow]) -> String {
          train tuples and tested on the rest, the 6-point prediction and, for gauss-nets, u4 and u6 \
          (docs/physics.md §5-6). Errors are the spread of one fit per bag; a fit whose design is ill-conditioned is \
          reported as not identifiable; an unresolved 4-point signal is said so and its models are not ranked. \
-         Full rows in `couplings.parquet` and `predictions.parquet`.\n\n```text\n{}\n```\n",
-        format_table(p, couplings).trim_matches('\n')
+         Full rows in `couplings.parquet` and `predictions.parquet`.\n\n```text\n{}\n```\n{}",
+        format_table(p, couplings).trim_matches('\n'),
+        translation_section(p, couplings)
+    )
+}
+
+/// The report's "couplings under translations" part, or nothing.
+fn translation_section(p: &Pipeline, couplings: &[CouplingRow]) -> String {
+    let t = format_translations(p, couplings);
+    if t.is_empty() {
+        return t;
+    }
+    format!(
+        "\n### Couplings under input translations\n\nThe gauss-net's kernel is translation invariant, its 4-point function is not \
+         (docs/physics.md §13): the same fits at the arch's inputs and at their translate. A coupling that were a constant \
+         of the theory (seed 000's naturalness conjecture) would not move.\n\n```text\n{}\n```\n",
+        t.trim_matches('\n')
     )
 }
 

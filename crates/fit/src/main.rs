@@ -37,6 +37,7 @@ fn main() {
             data.join("couplings.parquet").display()
         );
         print!("{}", nnqft_fit::format_table(p, &out.couplings));
+        print!("{}", nnqft_fit::format_translations(p, &out.couplings));
         nnqft_report::assemble_and_print("nnqft-fit", p, &data, &loaded.source, &loaded.text)
     });
 }

@@ -105,3 +105,51 @@ pub fn format_table(p: &Pipeline, rows: &[CouplingRow]) -> String {
     }
     s
 }
+
+/// For every `translation` symmetry test whose arch and image both have fit
+/// runs (same cutoff and propagator): the constant coupling lambda_bar and the
+/// M2 couplings at both positions, side by side with the exact lambda_bar, so
+/// the report says how far seed 000's "constant coupling" moves when the
+/// data are shifted (docs/physics.md §13). Empty when there is none.
+pub fn format_translations(p: &Pipeline, rows: &[CouplingRow]) -> String {
+    use nnqft_core::pipeline::SymmetryKind;
+    use std::fmt::Write;
+    let mut s = String::new();
+    for t in p.symmetry.test.iter().filter(|t| t.kind == SymmetryKind::Translation) {
+        let (Some(image), Some(a), Some(b)) = (t.image.as_deref(), p.arch(&t.arch), t.image.as_deref().and_then(|i| p.arch(i))) else { continue };
+        let shift: Vec<String> = b.inputs[0].iter().zip(&a.inputs[0]).map(|(y, x)| fmt_g(y - x)).collect();
+        let find = |arch: &str, width: usize, model: &str, like: &CouplingRow| {
+            rows.iter().find(|r| r.arch == arch && r.width == width && r.model == model && r.order == 4 && r.cutoff.to_bits() == like.cutoff.to_bits() && r.propagator == like.propagator)
+        };
+        let mut lines = Vec::new();
+        for here in rows.iter().filter(|r| r.arch == t.arch && r.model == "lambda_bar") {
+            let Some(there) = find(image, here.width, "lambda_bar", here) else { continue };
+            let ratio = there.value / here.value;
+            let ratio_se = ratio.abs() * ((here.value_stderr / here.value).powi(2) + (there.value_stderr / there.value).powi(2)).sqrt();
+            let m2 = |arch: &str| {
+                find(arch, here.width, "M2", here).filter(|r| r.identifiable).map_or("-".to_string(), |r| format!("({}, {})", fmt_pm(r.coef[0], r.coef_stderr[0]), fmt_pm(r.coef[1], r.coef_stderr[1])))
+            };
+            lines.push(format!(
+                "  N = {:<5} L = {:<5} {:<4} lambda_bar {} (exact {}) -> {} (exact {}): ratio {} (exact {});  M2 (lambda0, lambda2) {} -> {}",
+                here.width,
+                here.cutoff,
+                here.propagator,
+                fmt_pm(here.value, here.value_stderr),
+                fmt_g(here.exact_value),
+                fmt_pm(there.value, there.value_stderr),
+                fmt_g(there.exact_value),
+                fmt_pm(ratio, ratio_se),
+                fmt_g(there.exact_value / here.exact_value),
+                m2(&t.arch),
+                m2(image)
+            ));
+        }
+        if !lines.is_empty() {
+            let _ = writeln!(s, "\n{}: {} -> {} (inputs shifted by ({})); a coupling constant in the data would give ratio 1", t.name, t.arch, image, shift.join(", "));
+            for l in lines {
+                let _ = writeln!(s, "{l}");
+            }
+        }
+    }
+    s
+}

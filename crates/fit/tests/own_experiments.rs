@@ -131,3 +131,35 @@ fn tanh_d2_fit_and_cutoff_flow_end_to_end() {
     }
     assert!(n >= 2, "{n} cutoff points in flow.parquet");
 }
+
+/// The gauss-net and its translate by c = 0.25 (docs/physics.md §13): the fit
+/// section compares the couplings at both positions. The constant coupling
+/// lambda_bar moves by the exact ratio (within 3 se), and a coupling that did
+/// not move (ratio 1, seed 000's naturalness conjecture) is rejected.
+#[test]
+fn translated_gauss_couplings_move_by_the_exact_ratio() {
+    let tmp = tempfile::tempdir().unwrap();
+    let x: [f64; 6] = [-0.25, -0.15, -0.05, 0.05, 0.15, 0.25];
+    let (a, b): (Vec<[f64; 1]>, Vec<[f64; 1]>) = (x.iter().map(|v| [*v]).collect(), x.iter().map(|v| [v + 0.25]).collect());
+    let (a, b): (Vec<&[f64]>, Vec<&[f64]>) = (a.iter().map(|p| p.as_slice()).collect(), b.iter().map(|p| p.as_slice()).collect());
+    let pipe = Pipe::new("shift", 21, 20, 60_000, &[4], &[2, 4])
+        .arch("g", "gauss", 1.0, 0.3, &a)
+        .arch("g-c", "gauss", 1.0, 0.3, &b)
+        .raw("[[symmetry.test]]\nname = \"gt\"\nkind = \"translation\"\narch = \"g\"\nimage = \"g-c\"\npoints = [0, 2, 5]\n")
+        .raw("[[fit.run]]\narch = \"g\"\ncutoff = inf\npropagator = \"K_W\"\ninterior = [-0.15, 0.15]\n")
+        .raw("[[fit.run]]\narch = \"g-c\"\ncutoff = inf\npropagator = \"K_W\"\ninterior = [0.1, 0.4]\n")
+        .write(tmp.path());
+    let data = tmp.path().join("data");
+    let fit = run_all(&pipe, &data, false);
+    assert!(fit.contains("gt: g -> g-c (inputs shifted by (0.2500))"), "{fit}");
+    assert!(std::fs::read_to_string(data.join("report/fit.md")).unwrap().contains("### Couplings under input translations"));
+    let rows = nnqft_fit::read_back(&data.join("couplings.parquet")).unwrap();
+    let lb = |arch: &str| rows.iter().find(|r| r.arch == arch && r.model == "lambda_bar").expect("lambda_bar row");
+    let (here, there) = (lb("g"), lb("g-c"));
+    let ratio = there.value / here.value;
+    let se = ratio.abs() * ((here.value_stderr / here.value).powi(2) + (there.value_stderr / there.value).powi(2)).sqrt();
+    let exact = there.exact_value / here.exact_value;
+    eprintln!("lambda_bar ratio {ratio:.4} +- {se:.4}, exact {exact:.4}");
+    assert!(((ratio - exact) / se).abs() < 3.0, "ratio {ratio} +- {se} vs exact {exact}");
+    assert!(((ratio - 1.0) / se).abs() > 5.0, "a constant coupling (ratio 1) should be rejected: {ratio} +- {se}");
+}

@@ -282,7 +282,8 @@ pub fn summary_rows(p: &Pipeline, arch_name: &str, reduced: &[&Reduced], rows: &
             )
         });
         let note = match (arch.activation, order) {
-            (_, 2) => Some("two-point function is exactly the GP kernel at every width: m_2 is noise".to_string()),
+            // output means add E f(x_a) E f(x_b), whose fluctuations over the N units are 1/N (docs/physics.md §12)
+            (_, 2) if arch.mu_w_out == 0.0 => Some("two-point function is exactly the GP kernel at every width: m_2 is noise".to_string()),
             _ if distrust.is_some() && arch.activation == Activation::Gauss => {
                 Some(format!("gauss-net: lognormal output tails; {}", distrust.clone().expect("some")))
             }

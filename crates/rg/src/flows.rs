@@ -251,7 +251,14 @@ fn scale_flow(kind: &'static str, archs: &[&ArchSpec], scales: &[f64], width: us
             n_points: 0,
             note: None,
         };
-        slopes.extend(slope_rows(&base, &log_slope(&sorted, ests)));
+        let mut fit = log_slope(&sorted, ests);
+        // a log-slope through values that the bags do not resolve from zero is noise
+        let unresolved: Vec<String> = sorted.iter().zip(ests).filter(|(_, e)| !(e.mean.abs() > 2.0 * e.stderr())).map(|(s, _)| nnqft_cli::fmt_g(*s)).collect();
+        if !unresolved.is_empty() {
+            let msg = format!("{name} is within 2 stderr of 0 at scale {}: the measured slope there is noise (more nets per bag resolve it)", unresolved.join(", "));
+            fit.note = Some(fit.note.map_or(msg.clone(), |n| format!("{msg}; {n}")));
+        }
+        slopes.extend(slope_rows(&base, &fit));
     }
     Ok((flow, slopes))
 }

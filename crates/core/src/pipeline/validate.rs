@@ -182,7 +182,7 @@ impl Pipeline {
             for (field, given) in [("image", t.image.is_some()), ("seed", t.seed.is_some())] {
                 let belongs = (field == "image") != (t.kind == SymmetryKind::OutputRotation);
                 if given && !belongs {
-                    return Err(err(at(field), format!("not used by a {kind} test")));
+                    return Err(err(at(field), format!("not used by a test of kind {kind}")));
                 }
             }
             match t.kind {
@@ -193,7 +193,7 @@ impl Pipeline {
                 }
                 SymmetryKind::InputRotation | SymmetryKind::Translation => {
                     let Some(name) = &t.image else {
-                        return Err(err(at("image"), format!("a {kind} test needs the arch sampled at the transformed inputs")));
+                        return Err(err(at("image"), format!("a test of kind {kind} needs the arch sampled at the transformed inputs")));
                     };
                     let image = self.single_layer_arch(name, &at("image"))?;
                     if image.name == arch.name {
@@ -216,7 +216,7 @@ impl Pipeline {
                         translation_mismatch(&arch.inputs, &image.inputs)
                     };
                     if let Some(why) = why {
-                        return Err(err(at("image"), format!("the inputs of {} are not a {kind} of those of {}: {why}", image.name, arch.name)));
+                        return Err(err(at("image"), format!("the inputs of {} are not an image of those of {} under {kind}: {why}", image.name, arch.name)));
                     }
                 }
             }
