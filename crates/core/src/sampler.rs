@@ -13,6 +13,37 @@ use rand_distr::{Distribution, StandardNormal};
 /// vectorised activations of [`crate::fastmath`], blocked sums.
 pub const SAMPLER_VERSION: u32 = 2;
 
+/// The instruction set the sampler's loops are compiled for. Each gives
+/// the same bits (no fused multiply-adds, the same operation order;
+/// `tests/sampler_isa.rs` forces every one the CPU has); [`Isa::detect`]
+/// picks the widest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isa {
+    Avx512,
+    Avx2,
+    Generic,
+}
+
+impl Isa {
+    /// The widest this CPU has.
+    pub fn detect() -> Isa {
+        [Isa::Avx512, Isa::Avx2].into_iter().find(|i| i.available()).unwrap_or(Isa::Generic)
+    }
+
+    /// Whether this CPU can run it.
+    pub fn available(self) -> bool {
+        match self {
+            Isa::Generic => true,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => std::arch::is_x86_feature_detected!("avx2"),
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => false,
+        }
+    }
+}
+
 /// Draws single-hidden-layer networks of one width (docs/physics.md §1) and
 /// evaluates them at the architecture's inputs.
 ///
@@ -118,23 +149,19 @@ impl NetSampler {
         }
     }
 
-    /// `nets` nets into `cols` (f32), with the widest vector unit the CPU
-    /// has; the arithmetic, and so every bit, is the same either way.
-    fn sample_into<R: Rng + ?Sized>(&mut self, rng: &mut R, nets: usize, cols: &mut [Vec<f32>]) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                // SAFETY: the CPU supports AVX-512F (checked just above).
-                unsafe { self.sample_into_avx512(rng, nets, cols) };
-                return;
-            }
-            if std::arch::is_x86_feature_detected!("avx2") {
-                // SAFETY: the CPU supports AVX2 (checked just above).
-                unsafe { self.sample_into_avx2(rng, nets, cols) };
-                return;
-            }
+    /// `nets` nets into `cols` (f32) with the loops compiled for `isa`; the
+    /// arithmetic, and so every bit, is the same for each.
+    fn sample_into<R: Rng + ?Sized>(&mut self, isa: Isa, rng: &mut R, nets: usize, cols: &mut [Vec<f32>]) {
+        assert!(isa.available(), "{isa:?} is not available on this CPU");
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the CPU supports AVX-512F (asserted just above).
+            Isa::Avx512 => unsafe { self.sample_into_avx512(rng, nets, cols) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the CPU supports AVX2 (asserted just above).
+            Isa::Avx2 => unsafe { self.sample_into_avx2(rng, nets, cols) },
+            _ => self.sample_into_generic(rng, nets, cols),
         }
-        self.sample_into_generic(rng, nets, cols);
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -211,8 +238,15 @@ impl NetSampler {
     /// Draws `nets` networks; returns k D columns of `nets` f32 outputs
     /// (output-major, as [`NetSampler::sample_net`]).
     pub fn sample_part<R: Rng + ?Sized>(&mut self, rng: &mut R, nets: usize) -> Vec<Vec<f32>> {
+        self.sample_part_with(Isa::detect(), rng, nets)
+    }
+
+    /// [`NetSampler::sample_part`] with the loops' instruction set forced
+    /// (the bit-identity tests run every one the CPU has). Panics if the CPU
+    /// lacks it ([`Isa::available`]).
+    pub fn sample_part_with<R: Rng + ?Sized>(&mut self, isa: Isa, rng: &mut R, nets: usize) -> Vec<Vec<f32>> {
         let mut cols: Vec<Vec<f32>> = (0..self.outputs_per_net()).map(|_| Vec::with_capacity(nets)).collect();
-        self.sample_into(rng, nets, &mut cols);
+        self.sample_into(isa, rng, nets, &mut cols);
         cols
     }
 }
