@@ -243,8 +243,34 @@ impl MeanTheory {
         moments_from_cumulants(t, &kappa)
     }
 
-    /// The exact `E prod_j f(x_{t_j})` at width `n`.
+    /// The exact `E prod_j f(x_{t_j})` at width `n` (one output).
     pub fn moment(&self, t: &[usize], n: usize) -> f64 {
+        self.moment_outputs(t, &vec![0; t.len()], n)
+    }
+
+    /// The exact `E prod_j f_{o_j}(x_{t_j})` at width `n`, outputs `o`
+    /// (docs/physics.md §12): f = b + sum of N iid terms `W_{o u} h_u(x)`, and
+    /// one term's joint moment over slots S is
+    /// `prod over distinct outputs o of E W^(count of o in S)` times the unit
+    /// moment `M(inputs of S)` (the output rows are independent, W of h);
+    /// cumulants add over the N terms, the bias adds `mu_b_out` at order 1
+    /// and `sb^2 delta_oo'` at order 2.
+    ///
+    /// ```
+    /// use nnqft_core::{ArchSpec, Activation, exact::Accuracy, means::MeanTheory};
+    /// let mut a = ArchSpec::single("e", Activation::Erf, 1.0, 0.5, vec![vec![0.3]]);
+    /// a.d_out = 2;
+    /// let th = MeanTheory::new(&a, &[1, 2, 3], Accuracy::default());
+    /// // centred output layers: different outputs are uncorrelated, odd orders vanish
+    /// assert_eq!(th.moment_outputs(&[0, 0], &[0, 1], 4), 0.0);
+    /// assert_eq!(th.moment_outputs(&[0, 0, 0], &[0, 0, 1], 4), 0.0);
+    /// assert!((th.moment_outputs(&[0, 0], &[1, 1], 4) - th.moment(&[0, 0], 4)).abs() < 1e-15);
+    /// ```
+    pub fn moment_outputs(&self, t: &[usize], outputs: &[usize], n: usize) -> f64 {
+        assert_eq!(t.len(), outputs.len(), "one output per slot");
+        let k = self.mean.len();
+        // one variable per (output, input) slot; sorted ids group slots by output
+        let vars: Vec<usize> = outputs.iter().zip(t).map(|(o, a)| o * k + a).collect();
         let nf = n as f64;
         // E w^j for w ~ N(mu / n, sw^2 / n)
         let (mw, vw) = (self.mu_w_out / nf, self.sw * self.sw / nf);
@@ -252,17 +278,30 @@ impl MeanTheory {
         for j in 2..=t.len() {
             wpow.push(mw * wpow[j - 1] + (j - 1) as f64 * vw * wpow[j - 2]);
         }
-        let x_moment = |s: &[usize]| wpow[s.len()] * self.m.get(s);
-        let x_cum = cumulants(t, &x_moment);
+        let one_term = |s: &[usize]| {
+            let mut w = 1.0;
+            let mut i = 0;
+            while i < s.len() {
+                let j = i + s[i..].iter().take_while(|&&v| v / k == s[i] / k).count();
+                w *= wpow[j - i];
+                i = j;
+            }
+            if w == 0.0 {
+                return 0.0;
+            }
+            let ins: Vec<usize> = s.iter().map(|v| v % k).collect();
+            w * self.m.get(&ins)
+        };
+        let x_cum = cumulants(&vars, &one_term);
         let kappa = |s: &[usize]| {
             let bias = match s.len() {
                 1 => self.mu_b_out,
-                2 => self.sb * self.sb,
+                2 if s[0] / k == s[1] / k => self.sb * self.sb,
                 _ => 0.0,
             };
             bias + nf * x_cum[s]
         };
-        moments_from_cumulants(t, &kappa)
+        moments_from_cumulants(&vars, &kappa)
     }
 
     /// `moment - gp`.

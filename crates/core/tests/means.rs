@@ -300,3 +300,46 @@ fn mean_theory_matches_monte_carlo_with_means() {
         assert!(zgp > 5.0, "{act:?}: GP max |z| {zgp:.2}");
     }
 }
+
+/// Several outputs: every moment of orders 1-4 over the 6 variables
+/// (output o of 3, input a of 2; 209 values, mixed outputs and odd orders
+/// included) is within 4 se of `MeanTheory::moment_outputs`, with output
+/// means (which correlate the outputs) and without them (where mixed
+/// correlators follow the pairing tensors). Power: treating the outputs as
+/// independent (the product of single-output moments over distinct outputs)
+/// is rejected by more than 8 se with the means.
+#[test]
+fn output_index_moments_match_monte_carlo() {
+    use nnqft_core::exact::Accuracy;
+    use nnqft_core::means::MeanTheory;
+    use nnqft_core::tuples::tuples;
+    let n = 3;
+    for (act, means) in [(Activation::Erf, true), (Activation::Relu, true), (Activation::Erf, false)] {
+        let mut a = ArchSpec::single("mo", act, 1.1, 0.5, vec![vec![0.6], vec![-0.9]]);
+        a.d_out = 3;
+        if means {
+            (a.mu_w, a.mu_b, a.mu_w_out, a.mu_b_out) = (0.5, 0.1, 1.5, -0.3);
+        }
+        let th = MeanTheory::new(&a, &[4], Accuracy::default());
+        let k = a.k();
+        // variable v = o k + a is the sampler's output slot
+        let ts: Vec<Vec<usize>> = (1..=4).flat_map(|o| tuples(3 * k, o)).collect();
+        let mut s = NetSampler::new(&a, n);
+        let per = s.outputs_per_net();
+        let stats = |out: &[f64]| ts.iter().map(|t| t.iter().map(|&i| out[i]).product()).collect();
+        let got = mean_se(&bag_means("mo", 20, 25_000, n, |r, out| s.sample_net(r, out), per, &stats));
+        let split = |t: &[usize]| -> (Vec<usize>, Vec<usize>) { (t.iter().map(|v| v % k).collect(), t.iter().map(|v| v / k).collect()) };
+        let exact: Vec<f64> = ts.iter().map(|t| { let (i, o) = split(t); th.moment_outputs(&i, &o, n) }).collect();
+        let (zmax, _) = compare(&got, &exact);
+        let independent: Vec<f64> = ts
+            .iter()
+            .map(|t| (0..3).map(|o| { let ins: Vec<usize> = t.iter().filter(|v| *v / k == o).map(|v| v % k).collect(); th.moment(&ins, n) }).product())
+            .collect();
+        let (zind, _) = compare(&got, &independent);
+        eprintln!("{act:?} means {means}: max |z| {zmax:.2} (exact), {zind:.1} (independent outputs)");
+        assert!(zmax < 4.0, "{act:?} means {means}: max |z| {zmax:.2}");
+        if means {
+            assert!(zind > 8.0, "{act:?}: independent outputs should be rejected (max |z| {zind:.2})");
+        }
+    }
+}

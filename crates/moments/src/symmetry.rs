@@ -21,7 +21,8 @@
 use crate::reduce::{bag_sums, load_cached, store_cached};
 use crate::Theory;
 use anyhow::Result;
-use nnqft_core::exact::{Accuracy, ExactTheory};
+use nnqft_core::exact::Accuracy;
+use nnqft_core::means::MeanTheory;
 use nnqft_core::pipeline::{SymmetryKind, SymmetryTest};
 use nnqft_core::rng::StreamKey;
 use nnqft_core::symmetry::{decompose, index_tuples, rotation};
@@ -222,7 +223,8 @@ pub struct Exact {
     arch: ArchSpec,
     points: Vec<usize>,
     r: Vec<f64>,
-    centred: Option<ExactTheory>,
+    /// Output rotations: every output-index moment (docs/physics.md §12).
+    outputs: Option<MeanTheory>,
     theory: Theory,
     image: Option<Theory>,
 }
@@ -237,12 +239,11 @@ impl Exact {
         }
         let theory_orders = if arch.has_means() { orders.clone() } else { even.clone() };
         let image = t.image.as_deref().map(|n| Theory::new(p.arch(n).expect("validated image"), &theory_orders));
-        let output_centred = t.kind == SymmetryKind::OutputRotation && !arch.has_means();
         Exact {
             kind: t.kind,
             points: t.points(&arch),
             r: if t.kind == SymmetryKind::OutputRotation { test_rotation(p, t, arch.d_out) } else { Vec::new() },
-            centred: output_centred.then(|| ExactTheory::for_orders(&arch, &even, Accuracy::default())),
+            outputs: (t.kind == SymmetryKind::OutputRotation).then(|| MeanTheory::new(&arch, &orders, Accuracy::default())),
             theory: Theory::new(&arch, &theory_orders),
             image,
             arch,
@@ -274,33 +275,30 @@ impl Exact {
         let (outs, ins) = self.slots(t);
         match self.kind {
             SymmetryKind::OutputRotation => {
-                if let Some(th) = &self.centred {
-                    // O(D)-invariant: the image has the same law
-                    let g = match t.len() {
-                        o if o % 2 == 1 => 0.0,
-                        2 => th.gp_outputs(&ins, &outs),
-                        4 => th.gp_outputs(&ins, &outs) + th.kappa4_outputs(&ins, &outs, n),
-                        _ => f64::NAN,
-                    };
-                    return (g, g);
-                }
-                let x = |a: usize| &self.arch.inputs[ins[a]];
+                // E prod (R f)_{i_r} = sum over output tuples j of prod R_{i_r j_r} E prod f_{j_r}
+                let th = self.outputs.as_ref().expect("output theory");
                 let d = self.arch.d_out;
-                let rsum = |i: usize| (0..d).map(|j| self.r[i * d + j]).sum::<f64>();
-                match t.len() {
-                    1 => {
-                        let m = self.arch.mean_fn(x(0));
-                        (m, rsum(outs[0]) * m)
+                let k = self.arch.k();
+                let mut cache: std::collections::HashMap<Vec<usize>, f64> = std::collections::HashMap::new();
+                let mut moment = |js: &[usize]| -> f64 {
+                    let mut key: Vec<usize> = js.iter().zip(&ins).map(|(j, a)| j * k + a).collect();
+                    key.sort_unstable();
+                    *cache.entry(key).or_insert_with(|| th.moment_outputs(&ins, js, n))
+                };
+                let g = moment(&outs);
+                let mut image = 0.0;
+                let mut js = vec![0usize; t.len()];
+                loop {
+                    let w: f64 = outs.iter().zip(&js).map(|(i, j)| self.r[i * d + j]).product();
+                    if w != 0.0 {
+                        image += w * moment(&js);
                     }
-                    2 => {
-                        let (ma, mb) = (self.arch.mean_fn(x(0)), self.arch.mean_fn(x(1)));
-                        let same = self.arch.covariance(x(0), x(1), Some(n), true);
-                        let other = self.arch.covariance(x(0), x(1), Some(n), false);
-                        let delta = if outs[0] == outs[1] { same - other } else { 0.0 };
-                        (delta + other + ma * mb, delta + (other + ma * mb) * rsum(outs[0]) * rsum(outs[1]))
-                    }
-                    _ => (f64::NAN, f64::NAN),
+                    // next output tuple, odometer order
+                    let Some(pos) = js.iter().rposition(|&j| j + 1 < d) else { break };
+                    js[pos] += 1;
+                    js[pos + 1..].iter_mut().for_each(|j| *j = 0);
                 }
+                (g, image)
             }
             _ => {
                 let image = self.image.as_ref().expect("image theory");

@@ -82,12 +82,14 @@ fn output_rotations_of_centred_nets_are_invariant_with_the_exact_tensor() {
 }
 
 /// mu_w_out = 0.5 (relu, d_in = 1, sb = 0.5, x = 1): every output's mean is
-/// 0.5 E relu(z), z ~ N(0, 1.25), and the rotation test rejects.
+/// 0.5 E relu(z), z ~ N(0, 1.25), and the rotation test rejects; the
+/// broken correlators of orders 2 and 3 (odd, so zero without the mean) are
+/// the exact ones, on both sides of the rotation.
 #[test]
 fn an_output_weight_mean_breaks_rotations_by_the_exact_one_point_function() {
     let pipe = Pipe::new("outmean", 4, 24, 40_000, &[4], &[2])
         .arch_with("relu", "relu", 1.0, 0.5, &[&[1.0]], "d_out = 3\nmu_w_out = 0.5")
-        .raw(&test_table("mean", "output_rotation", "relu", "orders = [1, 2]"));
+        .raw(&test_table("mean", "output_rotation", "relu", "orders = [1, 2, 3]"));
     let (_, out, _tmp) = run(&pipe);
     let want = 0.5 * (1.25 / (2.0 * std::f64::consts::PI)).sqrt();
     for t in tuples(&out, "mean", 1) {
@@ -97,6 +99,14 @@ fn an_output_weight_mean_breaks_rotations_by_the_exact_one_point_function() {
         let wrong = 0.5 / (2.0 * std::f64::consts::PI).sqrt();
         assert!(((t.g - wrong) / t.g_stderr).abs() > 10.0, "output {:?}: {} +- {} should reject {wrong}", t.outputs, t.g, t.g_stderr);
     }
+    let three = tuples(&out, "mean", 3);
+    assert_eq!(three.len(), 10);
+    for t in &three {
+        let z = (t.g - t.g_exact) / t.g_stderr;
+        assert!(t.g_exact.abs() > 1e-3 && z.abs() < 4.0 && t.z_exact.abs() < 4.0, "outputs {:?}: {} +- {} (exact {}), z of the difference {}", t.outputs, t.g, t.g_stderr, t.g_exact, t.z_exact);
+    }
+    // power: the centred law's zero is far off
+    assert!(three.iter().any(|t| (t.g / t.g_stderr).abs() > 10.0), "the 3-point function should be resolved from 0");
     for r in test_rows(&out, "mean") {
         assert!(r.invariance.p_value < 1e-6, "order {}: p = {}", r.order, r.invariance.p_value);
         assert!(r.exact.p_value > 1e-3, "order {}: the exact breaking should fit, p = {}", r.order, r.exact.p_value);
