@@ -108,15 +108,32 @@ pub fn section(p: &Pipeline, couplings: &[CouplingRow]) -> String {
 
 /// The report's "couplings under translations" part, or nothing.
 fn translation_section(p: &Pipeline, couplings: &[CouplingRow]) -> String {
-    let t = format_translations(p, couplings);
-    if t.is_empty() {
-        return t;
+    let rows = translation_rows(p, couplings);
+    if rows.is_empty() {
+        return String::new();
     }
+    let table = nnqft_report::table(
+        &["test", "shift", "N", "L", "K", "lambda_bar", "lambda_bar (shifted)", "ratio", "exact ratio", "M2 (lambda0, lambda2)", "M2 (shifted)"],
+        rows.iter().map(|r| {
+            vec![
+                format!("{} ({} -> {})", r.test, r.arch, r.image),
+                r.shift.clone(),
+                r.width.to_string(),
+                r.cutoff.to_string(),
+                r.propagator.to_string(),
+                format!("{} (exact {})", nnqft_cli::fmt_pm(r.here.0, r.here.1), nnqft_cli::fmt_g(r.here.2)),
+                format!("{} (exact {})", nnqft_cli::fmt_pm(r.there.0, r.there.1), nnqft_cli::fmt_g(r.there.2)),
+                nnqft_cli::fmt_pm(r.ratio, r.ratio_stderr),
+                nnqft_cli::fmt_g(r.ratio_exact),
+                r.m2_here.clone(),
+                r.m2_there.clone(),
+            ]
+        }),
+    );
     format!(
         "\n### Couplings under input translations\n\nThe gauss-net's kernel is translation invariant, its 4-point function is not \
          (docs/physics.md §13): the same fits at the arch's inputs and at their translate. A coupling that were a constant \
-         of the theory (seed 000's naturalness conjecture) would not move.\n\n```text\n{}\n```\n",
-        t.trim_matches('\n')
+         of the theory (seed 000's naturalness conjecture) would not move: ratio 1.\n\n{table}"
     )
 }
 

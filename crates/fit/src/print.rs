@@ -106,50 +106,94 @@ pub fn format_table(p: &Pipeline, rows: &[CouplingRow]) -> String {
     s
 }
 
+/// One width of a translation test whose arch and image both have fit runs:
+/// the constant coupling at both positions, their ratio and the M2 couplings.
+pub struct TranslationRow {
+    pub test: String,
+    pub arch: String,
+    pub image: String,
+    /// The common shift, formatted.
+    pub shift: String,
+    pub width: usize,
+    pub cutoff: f64,
+    pub propagator: &'static str,
+    /// (lambda_bar, stderr, exact) at the arch's inputs and at the image's.
+    pub here: (f64, f64, f64),
+    pub there: (f64, f64, f64),
+    pub ratio: f64,
+    pub ratio_stderr: f64,
+    pub ratio_exact: f64,
+    /// M2's (lambda0, lambda2) with errors at both positions, "-" when not identifiable.
+    pub m2_here: String,
+    pub m2_there: String,
+}
+
 /// For every `translation` symmetry test whose arch and image both have fit
-/// runs (same cutoff and propagator): the constant coupling lambda_bar and the
-/// M2 couplings at both positions, side by side with the exact lambda_bar, so
-/// the report says how far seed 000's "constant coupling" moves when the
-/// data are shifted (docs/physics.md §13). Empty when there is none.
-pub fn format_translations(p: &Pipeline, rows: &[CouplingRow]) -> String {
+/// runs (same cutoff and propagator): lambda_bar and the M2 couplings at
+/// both positions, with the exact lambda_bar, so the report says how far
+/// seed 000's "constant coupling" moves when the data are shifted
+/// (docs/physics.md §13).
+pub fn translation_rows(p: &Pipeline, rows: &[CouplingRow]) -> Vec<TranslationRow> {
     use nnqft_core::pipeline::SymmetryKind;
-    use std::fmt::Write;
-    let mut s = String::new();
+    let mut out = Vec::new();
     for t in p.symmetry.test.iter().filter(|t| t.kind == SymmetryKind::Translation) {
         let (Some(image), Some(a), Some(b)) = (t.image.as_deref(), p.arch(&t.arch), t.image.as_deref().and_then(|i| p.arch(i))) else { continue };
         let shift: Vec<String> = b.inputs[0].iter().zip(&a.inputs[0]).map(|(y, x)| fmt_g(y - x)).collect();
         let find = |arch: &str, width: usize, model: &str, like: &CouplingRow| {
             rows.iter().find(|r| r.arch == arch && r.width == width && r.model == model && r.order == 4 && r.cutoff.to_bits() == like.cutoff.to_bits() && r.propagator == like.propagator)
         };
-        let mut lines = Vec::new();
         for here in rows.iter().filter(|r| r.arch == t.arch && r.model == "lambda_bar") {
             let Some(there) = find(image, here.width, "lambda_bar", here) else { continue };
             let ratio = there.value / here.value;
-            let ratio_se = ratio.abs() * ((here.value_stderr / here.value).powi(2) + (there.value_stderr / there.value).powi(2)).sqrt();
             let m2 = |arch: &str| {
                 find(arch, here.width, "M2", here).filter(|r| r.identifiable).map_or("-".to_string(), |r| format!("({}, {})", fmt_pm(r.coef[0], r.coef_stderr[0]), fmt_pm(r.coef[1], r.coef_stderr[1])))
             };
-            lines.push(format!(
-                "  N = {:<5} L = {:<5} {:<4} lambda_bar {} (exact {}) -> {} (exact {}): ratio {} (exact {});  M2 (lambda0, lambda2) {} -> {}",
-                here.width,
-                here.cutoff,
-                here.propagator,
-                fmt_pm(here.value, here.value_stderr),
-                fmt_g(here.exact_value),
-                fmt_pm(there.value, there.value_stderr),
-                fmt_g(there.exact_value),
-                fmt_pm(ratio, ratio_se),
-                fmt_g(there.exact_value / here.exact_value),
-                m2(&t.arch),
-                m2(image)
-            ));
+            out.push(TranslationRow {
+                test: t.name.clone(),
+                arch: t.arch.clone(),
+                image: image.to_string(),
+                shift: format!("({})", shift.join(", ")),
+                width: here.width,
+                cutoff: here.cutoff,
+                propagator: here.propagator,
+                here: (here.value, here.value_stderr, here.exact_value),
+                there: (there.value, there.value_stderr, there.exact_value),
+                ratio,
+                ratio_stderr: ratio.abs() * ((here.value_stderr / here.value).powi(2) + (there.value_stderr / there.value).powi(2)).sqrt(),
+                ratio_exact: there.exact_value / here.exact_value,
+                m2_here: m2(&t.arch),
+                m2_there: m2(image),
+            });
         }
-        if !lines.is_empty() {
-            let _ = writeln!(s, "\n{}: {} -> {} (inputs shifted by ({})); a coupling constant in the data would give ratio 1", t.name, t.arch, image, shift.join(", "));
-            for l in lines {
-                let _ = writeln!(s, "{l}");
-            }
+    }
+    out
+}
+
+/// [`translation_rows`] for the terminal; empty when there are none.
+pub fn format_translations(p: &Pipeline, rows: &[CouplingRow]) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let mut last = String::new();
+    for r in translation_rows(p, rows) {
+        if r.test != last {
+            let _ = writeln!(s, "\n{}: {} -> {} (inputs shifted by {}); a coupling constant in the data would give ratio 1", r.test, r.arch, r.image, r.shift);
+            last = r.test.clone();
         }
+        let _ = writeln!(
+            s,
+            "  N = {:<5} L = {:<5} {:<4} lambda_bar {} (exact {}) -> {} (exact {}): ratio {} (exact {});  M2 (lambda0, lambda2) {} -> {}",
+            r.width,
+            r.cutoff,
+            r.propagator,
+            fmt_pm(r.here.0, r.here.1),
+            fmt_g(r.here.2),
+            fmt_pm(r.there.0, r.there.1),
+            fmt_g(r.there.2),
+            fmt_pm(r.ratio, r.ratio_stderr),
+            fmt_g(r.ratio_exact),
+            r.m2_here,
+            r.m2_there
+        );
     }
     s
 }
