@@ -122,3 +122,42 @@ fn passive_flow_is_the_sigma_w_flow_shifted_by_four_minus_d() {
     // power: the flow is not flat (a slope of zero would be a wrong theory)
     assert!(ps.exact.abs() > 0.05, "{}", ps.exact);
 }
+
+/// The identity holds for u6 too: u6(s x; sw) = s^(6 - d) u6(x; s sw), the
+/// stage's identity row (both sides exact, through the seed-001 estimator
+/// with the 6-point templates) and, independently, against a sigma_W family
+/// of archs built here; with the u4 exponent s^(4 - d) instead, the same
+/// comparison is off by s^2 (the power).
+#[test]
+fn passive_flow_identity_holds_for_u6() {
+    let xs = [-0.25, -0.1, 0.05, 0.25];
+    let scales = [1.0, 1.5];
+    let family = |sigma: bool| -> Vec<ArchSpec> {
+        scales
+            .iter()
+            .map(|&s| {
+                let (sw, f) = if sigma { (s, 1.0) } else { (1.0, s) };
+                ArchSpec::single(&format!("a{s}"), Activation::Gauss, sw, 0.3, xs.iter().map(|&x| vec![f * x]).collect())
+            })
+            .collect()
+    };
+    let (scaled, sigma) = (family(false), family(true));
+    let dev = |a: &[ArchSpec]| a.iter().map(|a| exact_deviations(a, 8, &[4, 6])).collect::<Vec<_>>();
+    let (ds, dw) = (dev(&scaled), dev(&sigma));
+    let (flow, slopes) = nnqft_rg::input_scale_flow(&scaled.iter().collect::<Vec<_>>(), &scales, 8, &ds.iter().collect::<Vec<_>>(), true).unwrap();
+    let (wflow, _) = sigma_w_flow(&sigma.iter().collect::<Vec<_>>(), 8, &dw.iter().collect::<Vec<_>>(), true).unwrap();
+    let id6 = slopes.iter().find(|r| r.quantity == "identity" && r.coupling == "u6").expect("u6 identity row");
+    let id4 = slopes.iter().find(|r| r.quantity == "identity" && r.coupling == "u4").expect("u4 identity row");
+    eprintln!("identity rows: u4 {:.2e}, u6 {:.2e}", id4.exact, id6.exact);
+    assert!(id4.exact < 1e-10 && id6.exact < 1e-9, "{id4:?} {id6:?}");
+    let u6 = |f: &[nnqft_rg::FlowRow]| f.iter().filter(|r| r.coupling == "u6").map(|r| r.exact).collect::<Vec<_>>();
+    let (us, uw) = (u6(&flow), u6(&wflow));
+    for ((s, a), b) in scales.iter().zip(&us).zip(&uw) {
+        let rel = |p: i32| (a - s.powi(p) * b).abs() / a.abs();
+        eprintln!("s = {s}: u6(s x; 1) = {a:.6e}, u6(x; s) = {b:.6e}; relative miss with s^5 {:.1e}, with s^3 {:.2}", rel(5), rel(3));
+        assert!(rel(5) < 1e-9, "s = {s}");
+        if *s != 1.0 {
+            assert!(rel(3) > 0.5, "s = {s}: the wrong exponent should miss");
+        }
+    }
+}
