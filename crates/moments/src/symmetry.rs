@@ -597,11 +597,35 @@ fn write_plot(data: &Path, t: &SymmetryTest, rows: &[TupleRow]) -> Result<()> {
                 series.push(Series::line(format!("N = {w} exact"), at.iter().enumerate().map(|(i, r)| (i as f64, r.diff_exact)).collect(), 2 * wi + 1));
             }
         }
-        panels.push(
-            Panel::new(format!("{}: order {order}", t.name), "tuple", "G - G(image)", series).scales(Scale::Integer, Scale::Linear),
-        );
+        let first = mine.iter().find(|r| r.order == order && r.width == widths[0]);
+        let rows: Vec<&&TupleRow> = mine.iter().filter(|r| r.order == order && r.width == widths[0]).collect();
+        // output rotations at one input point name the outputs only
+        let one_input = rows.iter().flat_map(|r| r.inputs.iter()).collect::<std::collections::BTreeSet<_>>().len() <= 1;
+        let labels: Vec<String> = rows.iter().map(|r| tuple_label(t.kind, r, one_input)).collect();
+        let axis = match t.kind {
+            SymmetryKind::OutputRotation => "tuple: outputs 1.. and inputs (a = x0, b = x1, ..)",
+            _ => "tuple: inputs (a = x0, b = x1, ..)",
+        };
+        let panel = Panel::new(format!("{}: order {order}", t.name), axis, "G - G(image)", series).scales(Scale::Integer, Scale::Linear);
+        panels.push(if first.is_some() { panel.with_x_labels(labels) } else { panel });
     }
     nnqft_plot::write_panels(&data.join("plots"), &format!("symmetry_{}", t.name), &panels)
+}
+
+/// A tuple's name on a figure's axis: per slot the output (1-based, output
+/// rotations only) and the input as a letter (a = x0, b = x1, ..), e.g.
+/// `1a1a2a2a`, or `abbd` for the input tests.
+fn tuple_label(kind: SymmetryKind, r: &TupleRow, one_input: bool) -> String {
+    let letter = |j: usize| char::from_u32('a' as u32 + (j % 26) as u32).unwrap_or('?');
+    r.outputs
+        .iter()
+        .zip(&r.inputs)
+        .map(|(o, &j)| match kind {
+            SymmetryKind::OutputRotation if one_input => format!("{}", o + 1),
+            SymmetryKind::OutputRotation => format!("{}{}", o + 1, letter(j)),
+            _ => letter(j).to_string(),
+        })
+        .collect()
 }
 
 /// The test rows as a text table (printed by the binary).

@@ -139,12 +139,30 @@ pub struct Panel {
     pub x_scale: Scale,
     pub y_scale: Scale,
     pub series: Vec<Series>,
+    /// Names of the x positions 0, 1, .. of an [`Scale::Integer`] axis
+    /// (categories such as correlator tuples); empty: numbers.
+    pub x_labels: Vec<String>,
 }
 
 impl Panel {
     /// A log-log panel.
     pub fn new(title: impl Into<String>, x: impl Into<String>, y: impl Into<String>, series: Vec<Series>) -> Self {
-        Panel { title: title.into(), x: x.into(), y: y.into(), x_scale: Scale::Log, y_scale: Scale::Log, series }
+        Panel { title: title.into(), x: x.into(), y: y.into(), x_scale: Scale::Log, y_scale: Scale::Log, series, x_labels: Vec::new() }
+    }
+
+    /// The same panel with named x positions 0, 1, .. (an integer axis): as
+    /// many are labelled as fit side by side, evenly spaced.
+    ///
+    /// ```
+    /// use nnqft_plot::{Panel, Scale, Series};
+    /// let p = Panel::new("t", "tuple", "G", vec![Series::markers("m", vec![(0.0, 1.0), (1.0, 2.0)], 0)])
+    ///     .scales(Scale::Integer, Scale::Linear)
+    ///     .with_x_labels(vec!["aa".into(), "ab".into()]);
+    /// assert_eq!(p.x_labels.len(), 2);
+    /// ```
+    pub fn with_x_labels(mut self, labels: Vec<String>) -> Self {
+        self.x_labels = labels;
+        self
     }
 
     /// The same panel with other axis scales.
@@ -340,18 +358,38 @@ where
     let key = |scale: Scale, a: f64, b: f64| -> Vec<f64> {
         ticks(scale, from_axis(scale, a), from_axis(scale, b)).into_iter().filter_map(|t| to_axis(scale, t)).collect()
     };
+    let named = xs == Scale::Integer && !panel.x_labels.is_empty();
+    let x_ticks = if named {
+        // every k-th category, so that the labels (~8 px a character at size 13, with a gap) fit the plot width
+        let n = panel.x_labels.len();
+        let chars = panel.x_labels.iter().map(|l| l.chars().count()).max().unwrap_or(1) + 1;
+        let fit = ((w.saturating_sub(92)) as usize / (8 * chars)).max(1);
+        let step = n.div_ceil(fit).max(1);
+        (0..n).step_by(step).map(|i| i as f64).filter(|&v| v >= x0 && v <= x1).collect()
+    } else {
+        key(xs, x0, x1)
+    };
+    let x_name = |v: f64| -> String {
+        if named {
+            let i = v.round();
+            if (v - i).abs() < 1e-9 && i >= 0.0 {
+                return panel.x_labels.get(i as usize).cloned().unwrap_or_default();
+            }
+        }
+        tick_label(from_axis(xs, v))
+    };
     let mut chart = ChartBuilder::on(&plot_area)
         .caption(&panel.title, ("sans-serif", 17))
         .margin(10)
         .x_label_area_size(40)
         .y_label_area_size(62)
-        .build_cartesian_2d(Ticked { lo: x0, hi: x1, ticks: key(xs, x0, x1) }, Ticked { lo: y0, hi: y1, ticks: key(ys, y0, y1) })
+        .build_cartesian_2d(Ticked { lo: x0, hi: x1, ticks: x_ticks }, Ticked { lo: y0, hi: y1, ticks: key(ys, y0, y1) })
         .map_err(err)?;
     chart
         .configure_mesh()
         .x_desc(panel.x.as_str())
         .y_desc(panel.y.as_str())
-        .x_label_formatter(&|v| tick_label(from_axis(xs, *v)))
+        .x_label_formatter(&|v| x_name(*v))
         .y_label_formatter(&|v| tick_label(from_axis(ys, *v)))
         .bold_line_style(BLACK.mix(0.08))
         .light_line_style(WHITE.mix(0.0))
