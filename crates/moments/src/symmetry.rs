@@ -225,7 +225,8 @@ pub struct Exact {
     r: Vec<f64>,
     /// Output rotations: every output-index moment (docs/physics.md §12).
     outputs: Option<MeanTheory>,
-    theory: Theory,
+    /// Input rotations and translations: the arch's and its image's theories.
+    theory: Option<Theory>,
     image: Option<Theory>,
 }
 
@@ -239,12 +240,13 @@ impl Exact {
         }
         let theory_orders = if arch.has_means() { orders.clone() } else { even.clone() };
         let image = t.image.as_deref().map(|n| Theory::new(p.arch(n).expect("validated image"), &theory_orders));
+        let outputs = t.kind == SymmetryKind::OutputRotation;
         Exact {
             kind: t.kind,
             points: t.points(&arch),
-            r: if t.kind == SymmetryKind::OutputRotation { test_rotation(p, t, arch.d_out) } else { Vec::new() },
-            outputs: (t.kind == SymmetryKind::OutputRotation).then(|| MeanTheory::new(&arch, &orders, Accuracy::default())),
-            theory: Theory::new(&arch, &theory_orders),
+            r: if outputs { test_rotation(p, t, arch.d_out) } else { Vec::new() },
+            outputs: outputs.then(|| MeanTheory::new(&arch, &orders, Accuracy::default())),
+            theory: (!outputs).then(|| Theory::new(&arch, &theory_orders)),
             image,
             arch,
         }
@@ -303,7 +305,8 @@ impl Exact {
             _ => {
                 let image = self.image.as_ref().expect("image theory");
                 let means = self.arch.has_means();
-                (Self::input_moment(&self.theory, means, &ins, n), Self::input_moment(image, means, &ins, n))
+                let theory = self.theory.as_ref().expect("arch theory");
+                (Self::input_moment(theory, means, &ins, n), Self::input_moment(image, means, &ins, n))
             }
         }
     }
@@ -597,7 +600,6 @@ fn write_plot(data: &Path, t: &SymmetryTest, rows: &[TupleRow]) -> Result<()> {
                 series.push(Series::line(format!("N = {w} exact"), at.iter().enumerate().map(|(i, r)| (i as f64, r.diff_exact)).collect(), 2 * wi + 1));
             }
         }
-        let first = mine.iter().find(|r| r.order == order && r.width == widths[0]);
         let rows: Vec<&&TupleRow> = mine.iter().filter(|r| r.order == order && r.width == widths[0]).collect();
         // output rotations at one input point name the outputs only
         let one_input = rows.iter().flat_map(|r| r.inputs.iter()).collect::<std::collections::BTreeSet<_>>().len() <= 1;
@@ -606,8 +608,7 @@ fn write_plot(data: &Path, t: &SymmetryTest, rows: &[TupleRow]) -> Result<()> {
             SymmetryKind::OutputRotation => "tuple: outputs 1.. and inputs (a = x0, b = x1, ..)",
             _ => "tuple: inputs (a = x0, b = x1, ..)",
         };
-        let panel = Panel::new(format!("{}: order {order}", t.name), axis, "G - G(image)", series).scales(Scale::Integer, Scale::Linear);
-        panels.push(if first.is_some() { panel.with_x_labels(labels) } else { panel });
+        panels.push(Panel::new(format!("{}: order {order}", t.name), axis, "G - G(image)", series).scales(Scale::Integer, Scale::Linear).with_x_labels(labels));
     }
     nnqft_plot::write_panels(&data.join("plots"), &format!("symmetry_{}", t.name), &panels)
 }

@@ -152,8 +152,8 @@ pub fn input_scale_flow(archs: &[&ArchSpec], scales: &[f64], width: usize, devs:
     let base = archs[0];
     let x: Vec<Vec<f64>> = base.inputs.iter().map(|p| p.iter().map(|v| v / scales[0]).collect()).collect();
     let d = base.d_in as f64;
-    // the exact (u4, u6) of the unscaled inputs at sigma_W = s sw, per scale
-    let at_scaled_sigma: Vec<(f64, Option<f64>)> = scales
+    // the exact [u4, u6] of the unscaled inputs at sigma_W = s sw, per scale
+    let at_scaled_sigma: Vec<[Option<f64>; 2]> = scales
         .par_iter()
         .map(|&s| {
             let mut v = base.clone();
@@ -163,11 +163,10 @@ pub fn input_scale_flow(archs: &[&ArchSpec], scales: &[f64], width: usize, devs:
             exact_seed001(&v, width, six)
         })
         .collect::<Result<_>>()?;
-    for (coupling, n) in [("u4", 4.0), ("u6", 6.0)] {
+    for (c, (coupling, n)) in [("u4", 4.0), ("u6", 6.0)].into_iter().enumerate() {
         let (mut max_z, mut max_rel, mut points): (f64, f64, usize) = (0.0, 0.0, 0);
         for (i, &s) in scales.iter().enumerate() {
-            let exact = if n == 4.0 { Some(at_scaled_sigma[i].0) } else { at_scaled_sigma[i].1 };
-            let (Some(exact), Some(row)) = (exact, flow.iter().find(|r| r.coupling == coupling && r.arch == archs[i].name)) else { continue };
+            let (Some(exact), Some(row)) = (at_scaled_sigma[i][c], flow.iter().find(|r| r.coupling == coupling && r.arch == archs[i].name)) else { continue };
             let want = s.powf(n - d) * exact;
             max_z = max_z.max(((row.value - want) / row.stderr).abs());
             max_rel = max_rel.max(((row.exact - want) / want).abs());
@@ -201,10 +200,10 @@ pub fn input_scale_flow(archs: &[&ArchSpec], scales: &[f64], width: usize, devs:
     Ok((flow, slopes))
 }
 
-/// The exact u4 (and u6 when `six`) of `arch` at `width` (docs/physics.md §6),
+/// The exact [u4, u6] (u6 only when `six`) of `arch` at `width` (docs/physics.md §6),
 /// through the same estimator as the measurement, fed the exact deviations
 /// of §4 (for an arch that is computed, not sampled).
-fn exact_seed001(arch: &ArchSpec, width: usize, six: bool) -> Result<(f64, Option<f64>)> {
+fn exact_seed001(arch: &ArchSpec, width: usize, six: bool) -> Result<[Option<f64>; 2]> {
     let orders: &[usize] = if six { &[4, 6] } else { &[4] };
     let th = nnqft_core::exact::ExactTheory::for_orders(arch, orders, nnqft_core::exact::Accuracy::default());
     let mut dev = Deviations { per_bag: BTreeMap::new(), exact: BTreeMap::new(), unreliable: BTreeMap::new() };
@@ -215,7 +214,7 @@ fn exact_seed001(arch: &ArchSpec, width: usize, six: bool) -> Result<(f64, Optio
     }
     let w = Templates::new(arch, f64::INFINITY, Propagator::Weight, six).map_err(|e| anyhow!("{e}"))?;
     let (e4, e6) = seed001_estimates(arch, &dev, &w);
-    Ok((e4.exact, e6.map(|e| e.exact)))
+    Ok([Some(e4.exact), e6.map(|e| e.exact)])
 }
 
 /// u4 and u6 over a family of archs at the given scales (sigma_W or input
