@@ -14,6 +14,7 @@ pub mod exact;
 pub mod fastmath;
 pub mod kernel;
 pub mod means;
+pub mod normal;
 pub mod pairexp;
 pub mod pipeline;
 pub mod quad;
@@ -23,6 +24,7 @@ pub mod symmetry;
 pub mod tuples;
 pub mod variance;
 pub mod vertex;
+pub mod ziggurat_tables;
 
 pub use activation::Activation;
 pub use arch::{ArchSpec, Unit};

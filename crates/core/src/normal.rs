@@ -1,0 +1,356 @@
+//! The sampler's standard normals (SAMPLER_VERSION 3): a ziggurat run on
+//! [`LANES`] Xoshiro256++ generators stepped together.
+//!
+//! Each step draws one 64-bit word per lane and tries the ziggurat's fast
+//! path on it (256 layers, the tables of [`crate::ziggurat_tables`]): the low
+//! 8 bits pick the layer `i`, the top 52 bits give `u` in [-1, 1), and
+//! `x = u X[i]` is accepted when `|x| < X[i + 1]` (98.8 % of draws). A lane
+//! that falls outside the rectangle finishes on a separate scalar
+//! Xoshiro256++ stream, the *spill* stream: the wedge test against the
+//! density, or the tail beyond `R` for the base layer (Marsaglia's method),
+//! and a fresh ziggurat draw from the spill stream after a wedge rejection.
+//! Every one of these steps is that of the exact ziggurat method, so the
+//! normals are exact in law (to double rounding); the spill stream only
+//! changes which independent uniforms are used.
+//!
+//! Normals come out step by step, lane 0 first. The arithmetic of the fast
+//! path (a bit mask, an `or`, one subtraction, one product, one comparison)
+//! is the same under AVX2 intrinsics and in the generic code, and the slow
+//! path is scalar on every CPU, so the bits do not depend on the
+//! instruction set (`tests/normal.rs` forces each); an AVX-512 CPU runs the
+//! AVX2 path.
+//!
+//! Streams: [`NormalStream::new`] takes four words of the work unit's stream
+//! ([`crate::rng::StreamKey`]) as lane 0's state; lane j is lane 0 advanced
+//! by j Xoshiro256 jumps (2^128 steps each) and the spill stream by
+//! [`LANES`] jumps, so no two overlap. A step begun and not used up is
+//! carried to the next call, so the sequence does not depend on how calls
+//! split it.
+//!
+//! ```
+//! use nnqft_core::normal::NormalStream;
+//! use nnqft_core::rng::StreamKey;
+//! let key = StreamKey { seed: 1, arch: "a", width: 10, bag: 0, part: 0 };
+//! let (mut a, mut b) = (NormalStream::new(&mut key.stream()), NormalStream::new(&mut key.stream()));
+//! let mut x = vec![0.0; 40];
+//! a.fill(&mut x);
+//! // the same 40 normals, drawn 7 and 33 at a time
+//! let mut y = vec![0.0; 40];
+//! b.fill(&mut y[..7]);
+//! b.fill(&mut y[7..]);
+//! assert_eq!(x, y);
+//! assert!(x.iter().all(|z| z.is_finite()));
+//! ```
+
+use crate::sampler::Isa;
+use crate::ziggurat_tables::{ZIG_NORM_F as F, ZIG_NORM_R as R, ZIG_NORM_X as X};
+use rand::{Rng, SeedableRng};
+use rand_xoshiro::Xoshiro256PlusPlus;
+
+/// Generators stepped together (two AVX2 registers per state word).
+pub const LANES: usize = 8;
+
+/// Xoshiro256's jump polynomial: 2^128 steps.
+const JUMP: [u64; 4] = [0x180e_c6d3_3cfd_0aba, 0xd5a6_1266_f0c9_392c, 0xa958_2618_e03f_c9aa, 0x39ab_dc45_29b1_661c];
+
+/// The exponent bits of 2.0: `(bits >> 12) | TWO` is a double in [2, 4).
+const TWO: u64 = 0x4000_0000_0000_0000;
+
+/// `LANES` Xoshiro256++ states (word-major, `s[w][lane]`), the spill stream
+/// and the step in hand.
+#[derive(Clone, Debug)]
+pub struct NormalStream {
+    s: [[u64; LANES]; 4],
+    spill: Xoshiro256PlusPlus,
+    buf: [f64; LANES],
+    /// Normals of `buf` already handed out (`LANES`: none left).
+    used: usize,
+    isa: Isa,
+}
+
+/// One Xoshiro256++ step of a single state.
+#[inline(always)]
+fn step1(s: &mut [u64; 4]) -> u64 {
+    let out = s[0].wrapping_add(s[3]).rotate_left(23).wrapping_add(s[0]);
+    let t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = s[3].rotate_left(45);
+    out
+}
+
+/// `s` advanced by 2^128 steps.
+fn jump(s: &[u64; 4]) -> [u64; 4] {
+    let (mut cur, mut acc) = (*s, [0u64; 4]);
+    for word in JUMP {
+        for b in 0..64 {
+            if (word >> b) & 1 == 1 {
+                for (a, c) in acc.iter_mut().zip(&cur) {
+                    *a ^= c;
+                }
+            }
+            step1(&mut cur);
+        }
+    }
+    acc
+}
+
+/// The fast path on one word: `(x, accepted)`.
+#[inline(always)]
+fn fast(bits: u64) -> (f64, bool) {
+    let i = (bits & 0xff) as usize;
+    let u = f64::from_bits((bits >> 12) | TWO) - 3.0;
+    let x = u * X[i];
+    (x, x.abs() < X[i + 1])
+}
+
+/// A uniform in [0, 1) from the top 53 bits.
+#[inline(always)]
+fn unit(r: &mut Xoshiro256PlusPlus) -> f64 {
+    (r.next_u64() >> 11) as f64 * (1.0 / 9_007_199_254_740_992.0)
+}
+
+/// The rest of a ziggurat draw whose first word `bits` (giving `x`) missed
+/// the rectangle, on the spill stream.
+#[cold]
+#[inline(never)]
+fn slow(spill: &mut Xoshiro256PlusPlus, mut bits: u64, mut x: f64) -> f64 {
+    loop {
+        let i = (bits & 0xff) as usize;
+        if i == 0 {
+            // the tail |z| > R, by Marsaglia's method, on x's side
+            loop {
+                let a = -libm::log(1.0 - unit(spill)) / R;
+                let b = -libm::log(1.0 - unit(spill));
+                if 2.0 * b >= a * a {
+                    return if x < 0.0 { -(R + a) } else { R + a };
+                }
+            }
+        }
+        // the wedge between layers i and i + 1
+        if F[i + 1] + (F[i] - F[i + 1]) * unit(spill) < crate::fastmath::exp(-0.5 * x * x) {
+            return x;
+        }
+        // rejected: a fresh draw
+        bits = spill.next_u64();
+        let (y, ok) = fast(bits);
+        if ok {
+            return y;
+        }
+        x = y;
+    }
+}
+
+impl NormalStream {
+    /// Lanes seeded from four words of `rng`, on this CPU's widest path.
+    pub fn new<R: Rng + ?Sized>(rng: &mut R) -> Self {
+        Self::with_isa(rng, Isa::detect())
+    }
+
+    /// [`NormalStream::new`] on a forced instruction set (the same bits on
+    /// each; panics if the CPU lacks it).
+    pub fn with_isa<R: Rng + ?Sized>(rng: &mut R, isa: Isa) -> Self {
+        assert!(isa.available(), "{isa:?} is not available on this CPU");
+        let mut s0 = [rng.next_u64(), rng.next_u64(), rng.next_u64(), rng.next_u64()];
+        if s0 == [0; 4] {
+            // the one state Xoshiro cannot leave (probability 2^-256)
+            s0 = [0x9e37_79b9_7f4a_7c15, 1, 2, 3];
+        }
+        Self::from_state(s0, isa)
+    }
+
+    /// Lanes from lane 0's state (tests compare the lanes with rand_xoshiro).
+    pub fn from_state(s0: [u64; 4], isa: Isa) -> Self {
+        let mut s = [[0u64; LANES]; 4];
+        let mut cur = s0;
+        for l in 0..LANES {
+            for w in 0..4 {
+                s[w][l] = cur[w];
+            }
+            cur = jump(&cur);
+        }
+        let seed: Vec<u8> = cur.iter().flat_map(|w| w.to_le_bytes()).collect();
+        let spill = Xoshiro256PlusPlus::from_seed(seed.try_into().expect("32 bytes"));
+        NormalStream { s, spill, buf: [0.0; LANES], used: LANES, isa }
+    }
+
+    /// The next raw word of every lane (the generic path's generator).
+    #[inline(always)]
+    pub fn next_u64s(&mut self) -> [u64; LANES] {
+        let [s0, s1, s2, s3] = &mut self.s;
+        let mut out = [0u64; LANES];
+        for l in 0..LANES {
+            out[l] = s0[l].wrapping_add(s3[l]).rotate_left(23).wrapping_add(s0[l]);
+            let t = s1[l] << 17;
+            s2[l] ^= s0[l];
+            s3[l] ^= s1[l];
+            s1[l] ^= s2[l];
+            s0[l] ^= s3[l];
+            s2[l] ^= t;
+            s3[l] = s3[l].rotate_left(45);
+        }
+        out
+    }
+
+    /// Fills `out` with the next standard normals of the stream.
+    #[inline]
+    pub fn fill(&mut self, out: &mut [f64]) {
+        let take = (LANES - self.used).min(out.len());
+        out[..take].copy_from_slice(&self.buf[self.used..self.used + take]);
+        self.used += take;
+        let rest = &mut out[take..];
+        let whole = rest.len() / LANES * LANES;
+        let (steps, tail) = rest.split_at_mut(whole);
+        self.steps(steps);
+        if !tail.is_empty() {
+            let mut buf = [0.0; LANES];
+            self.steps(&mut buf);
+            self.buf = buf;
+            tail.copy_from_slice(&buf[..tail.len()]);
+            self.used = tail.len();
+        }
+    }
+
+    /// One standard normal (the same sequence as [`NormalStream::fill`]).
+    pub fn next(&mut self) -> f64 {
+        let mut z = [0.0];
+        self.fill(&mut z);
+        z[0]
+    }
+
+    /// Whole steps into `out` (a multiple of [`LANES`] long).
+    fn steps(&mut self, out: &mut [f64]) {
+        match self.isa {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: with_isa asserted the CPU has this instruction set, and every AVX-512F CPU has AVX2.
+            Isa::Avx2 | Isa::Avx512 if std::arch::is_x86_feature_detected!("avx2") => unsafe { self.steps_avx2(out) },
+            _ => self.steps_generic(out),
+        }
+    }
+
+    fn steps_generic(&mut self, out: &mut [f64]) {
+        for c in out.chunks_exact_mut(LANES) {
+            let bits = self.next_u64s();
+            for (o, &b) in c.iter_mut().zip(&bits) {
+                let (x, ok) = fast(b);
+                *o = if ok { x } else { slow(&mut self.spill, b, x) };
+            }
+        }
+    }
+
+    /// The generic step, four lanes per register: the state stays in
+    /// registers over the whole call; the two table entries of each lane's
+    /// layer are one 16-byte load (cheaper than two gathers on AMD).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn steps_avx2(&mut self, out: &mut [f64]) {
+        // SAFETY: the caller checked AVX2; every load and store stays inside self.s, X (i + 1 <= 256 of 257 entries), idx, words and the chunk c.
+        unsafe {
+            use std::arch::x86_64::*;
+            #[inline(always)]
+            unsafe fn rotl<const A: i32, const B: i32>(x: __m256i) -> __m256i {
+                // SAFETY: only called from steps_avx2, on an AVX2 CPU.
+                unsafe { _mm256_or_si256(_mm256_slli_epi64::<A>(x), _mm256_srli_epi64::<B>(x)) }
+            }
+            let mut s = [[_mm256_setzero_si256(); 2]; 4];
+            for (w, sw) in s.iter_mut().enumerate() {
+                for (h, v) in sw.iter_mut().enumerate() {
+                    *v = _mm256_loadu_si256(self.s[w].as_ptr().add(4 * h) as *const __m256i);
+                }
+            }
+            let low8 = _mm256_set1_epi64x(0xff);
+            let two = _mm256_set1_epi64x(TWO as i64);
+            let three = _mm256_set1_pd(3.0);
+            let abs = _mm256_castsi256_pd(_mm256_set1_epi64x(i64::MAX));
+            for c in out.chunks_exact_mut(LANES) {
+                let mut bits = [_mm256_setzero_si256(); 2];
+                let mut x = [_mm256_setzero_pd(); 2];
+                let mut accepted = 0;
+                for h in 0..2 {
+                    let (s0, s1, s2, s3) = (s[0][h], s[1][h], s[2][h], s[3][h]);
+                    let b = _mm256_add_epi64(rotl::<23, 41>(_mm256_add_epi64(s0, s3)), s0);
+                    let t = _mm256_slli_epi64::<17>(s1);
+                    let s2 = _mm256_xor_si256(s2, s0);
+                    let s3 = _mm256_xor_si256(s3, s1);
+                    let s1 = _mm256_xor_si256(s1, s2);
+                    let s0 = _mm256_xor_si256(s0, s3);
+                    let s2 = _mm256_xor_si256(s2, t);
+                    let s3 = rotl::<45, 19>(s3);
+                    s[0][h] = s0;
+                    s[1][h] = s1;
+                    s[2][h] = s2;
+                    s[3][h] = s3;
+                    bits[h] = b;
+                    let mut idx = [0u64; 4];
+                    _mm256_storeu_si256(idx.as_mut_ptr() as *mut __m256i, _mm256_and_si256(b, low8));
+                    // (X[i], X[i + 1]) per lane; i <= 255, so i + 1 is in the 257-entry table
+                    let pair = |l: usize| _mm_loadu_pd(X.as_ptr().add(idx[l] as usize));
+                    let (lo, hi) = (_mm256_set_m128d(pair(2), pair(0)), _mm256_set_m128d(pair(3), pair(1)));
+                    let (xi, xi1) = (_mm256_unpacklo_pd(lo, hi), _mm256_unpackhi_pd(lo, hi));
+                    let u = _mm256_sub_pd(_mm256_castsi256_pd(_mm256_or_si256(_mm256_srli_epi64::<12>(b), two)), three);
+                    let xv = _mm256_mul_pd(u, xi);
+                    let ok = _mm256_cmp_pd::<_CMP_LT_OQ>(_mm256_and_pd(xv, abs), xi1);
+                    accepted |= _mm256_movemask_pd(ok) << (4 * h);
+                    x[h] = xv;
+                }
+                _mm256_storeu_pd(c.as_mut_ptr(), x[0]);
+                _mm256_storeu_pd(c.as_mut_ptr().add(4), x[1]);
+                if accepted != 0xff {
+                    let mut words = [0u64; LANES];
+                    _mm256_storeu_si256(words.as_mut_ptr() as *mut __m256i, bits[0]);
+                    _mm256_storeu_si256(words.as_mut_ptr().add(4) as *mut __m256i, bits[1]);
+                    for (l, o) in c.iter_mut().enumerate() {
+                        if accepted & (1 << l) == 0 {
+                            *o = slow(&mut self.spill, words[l], *o);
+                        }
+                    }
+                }
+            }
+            for (w, sw) in s.iter().enumerate() {
+                for (h, v) in sw.iter().enumerate() {
+                    _mm256_storeu_si256(self.s[w].as_mut_ptr().add(4 * h) as *mut __m256i, *v);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Lane 0 is the reference Xoshiro256++ from the same state, lane 1 its
+    /// jump and lane 2 its second jump, as rand_xoshiro computes them.
+    #[test]
+    fn lanes_are_xoshiro_and_its_jumps() {
+        let seed: [u64; 4] = [1, 0x1234_5678_9abc_def0, 42, 7];
+        let bytes: [u8; 32] = seed.iter().flat_map(|w| w.to_le_bytes()).collect::<Vec<u8>>().try_into().unwrap();
+        let mut reference = Xoshiro256PlusPlus::from_seed(bytes);
+        let mut jumped = Xoshiro256PlusPlus::from_seed(bytes);
+        jumped.jump();
+        let mut twice = jumped.clone();
+        twice.jump();
+        let mut s = NormalStream::from_state(seed, Isa::Generic);
+        for _ in 0..100 {
+            let v = s.next_u64s();
+            assert_eq!(v[0], reference.next_u64());
+            assert_eq!(v[1], jumped.next_u64());
+            assert_eq!(v[2], twice.next_u64());
+        }
+    }
+
+    /// The fast path is rand_distr's: the same layer and the same x from a word.
+    #[test]
+    fn fast_path_accepts_inside_the_rectangle() {
+        // layer 5, u = 0: x = 0, accepted
+        let (x, ok) = fast((1u64 << 63) | 5);
+        assert_eq!(x, 0.0);
+        assert!(ok);
+        // layer 0, |u| near 1: x near X[0] > R, rejected (the base layer's tail side)
+        let (x, ok) = fast(u64::MAX & !0xff);
+        assert!(x > R && !ok);
+    }
+}
