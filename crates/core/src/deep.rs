@@ -6,15 +6,16 @@
 //! with `C_W = sigma_w^2`, `C_b = sigma_b^2` of the [`ArchSpec`]. Layer
 //! `l = 1..L` is hidden, `l = L + 1` is the output `f`.
 
+use crate::normal::NormalStream;
 use crate::quad::NormalRule;
 use crate::{Activation, ArchSpec};
 use rand::Rng;
-use rand_distr::{Distribution, StandardNormal};
 
 /// Version of the deep sampling algorithm; enters the config hash of deep
 /// archs (`hidden_layers > 1`) only.
-/// 1: libm activations; 2: the activations of [`crate::fastmath`].
-pub const DEEP_SAMPLER_VERSION: u32 = 2;
+/// 1: libm activations; 2: the activations of [`crate::fastmath`]; 3: the
+/// normals of [`crate::normal`], erf(0) = 0 exactly (with SAMPLER_VERSION 3).
+pub const DEEP_SAMPLER_VERSION: u32 = 3;
 
 /// The layer recursion at one layer (single input, leading order in 1/n).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -282,7 +283,7 @@ pub(crate) fn cholesky_psd(g: &[f64], k: usize, c: &mut [f64]) {
 /// with `C` the Cholesky factor of `G` and `xi_i` standard normal: the same
 /// joint distribution of every pre-activation of every layer at every
 /// input as the explicit-weight network, for `(n_1 + .. + n_L + 1) k` normals
-/// per net instead of `~L n^2` (drawn layer by layer, unit by unit, input by input).
+/// per net instead of `~L n^2` ([`NormalStream`], drawn layer by layer, unit by unit, input by input).
 /// Activations are those of [`crate::fastmath`] (within 1.2e-14 of libm).
 ///
 /// ```
@@ -376,7 +377,7 @@ impl DeepSampler {
     /// `o` at input `a`. With means, each unit's pre-activation gets the
     /// mean `mu_b + (mu_w / n_{l-1}) sum_j h_j(x_a)` of its conditional law
     /// (layer 1: [`ArchSpec::pre_mean`]; the output layer: `mu_w_out`, `mu_b_out`).
-    pub fn sample_net<R: Rng + ?Sized>(&mut self, rng: &mut R, out: &mut [f64]) {
+    pub fn sample_net(&mut self, normals: &mut NormalStream, out: &mut [f64]) {
         let (k, stride) = (self.k, self.stride);
         for l in 0..=self.layers {
             let units = if l == self.layers { self.d_out } else { self.widths[l] };
@@ -395,9 +396,7 @@ impl DeepSampler {
             };
             let chol = if l == 0 { &self.chol1 } else { &self.chol };
             for i in 0..units {
-                for x in self.xi.iter_mut() {
-                    *x = StandardNormal.sample(rng);
-                }
+                normals.fill(&mut self.xi);
                 for a in 0..k {
                     let row = &chol[a * k..a * k + a + 1];
                     let mut z: f64 = row.iter().zip(&self.xi).map(|(c, x)| c * x).sum();
@@ -437,7 +436,8 @@ impl DeepSampler {
         }
     }
 
-    /// Draws `nets` networks; returns the part's columns in file order:
+    /// Draws `nets` networks from the normals of `rng`'s next four words
+    /// ([`NormalStream::new`]); returns the part's columns in file order:
     /// the `k D` output columns (output-major), then for `l = 1..=L` the
     /// `k` columns of layer `l` (`l{l}_f{a}`), as f32.
     pub fn sample_part<R: Rng + ?Sized>(&mut self, rng: &mut R, nets: usize) -> Vec<Vec<f32>> {
@@ -445,8 +445,9 @@ impl DeepSampler {
         let mut cols: Vec<Vec<f32>> = (0..per).map(|_| Vec::with_capacity(nets)).collect();
         let mut out = vec![0.0; per];
         let order: Vec<usize> = (self.layers * k..per).chain(0..self.layers * k).collect();
+        let mut normals = NormalStream::new(rng);
         for _ in 0..nets {
-            self.sample_net(rng, &mut out);
+            self.sample_net(&mut normals, &mut out);
             for (c, &src) in cols.iter_mut().zip(&order) {
                 c.push(out[src] as f32);
             }

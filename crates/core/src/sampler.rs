@@ -1,17 +1,19 @@
 //! Drawing networks from the ensemble and evaluating them at the inputs.
 
 use crate::fastmath::{self, Erf};
+use crate::normal::NormalStream;
 use crate::{Activation, ArchSpec};
 use rand::Rng;
-use rand_distr::{Distribution, StandardNormal};
 
 /// Version of the sampling algorithm (draw order, arithmetic). It enters
 /// every config hash: a change that alters the samples must bump it, so old
 /// data are never mixed with new.
 ///
 /// 1: W0 unit-major, libm activations. 2: W0 coordinate-major, the
-/// vectorised activations of [`crate::fastmath`], blocked sums.
-pub const SAMPLER_VERSION: u32 = 2;
+/// vectorised activations of [`crate::fastmath`], blocked sums. 3: the
+/// normals of [`crate::normal`] (a ziggurat on 8 Xoshiro256++ lanes, in
+/// place of rand_distr's on one stream); erf exactly odd with erf(0) = 0.
+pub const SAMPLER_VERSION: u32 = 3;
 
 /// The instruction set the sampler's loops are compiled for. Each gives
 /// the same bits (no fused multiply-adds, the same operation order;
@@ -47,7 +49,7 @@ impl Isa {
 /// Draws single-hidden-layer networks of one width (docs/physics.md §1) and
 /// evaluates them at the architecture's inputs.
 ///
-/// Per net, `(d + 1) N + D (N + 1)` standard normals are drawn in this order: `W0`
+/// Per net, `(d + 1) N + D (N + 1)` standard normals ([`NormalStream`]) are drawn in this order: `W0`
 /// (coordinate-major: the N first coordinates of every unit's weights, then
 /// the N second ones, ...), `b0`, then for each output o = 0..D `W1_o`, `b1_o`;
 /// they are scaled by `sw / sqrt(d)`, `sb`, `sw / sqrt(N)`, `sb`. The k x N
@@ -58,8 +60,8 @@ impl Isa {
 /// and the result is the same on every CPU (there
 /// are no fused multiply-adds; AVX-512 or AVX2 are used when present). The output is
 /// computed in f64. Output means add `mu_b_out + (mu_w_out / N) sum_i h_i`
-/// after the sums. With D = 1 and zero means the draws and arithmetic are
-/// those of every earlier version-2 sample.
+/// after the sums. With D = 1 and zero means the order of the draws and the
+/// arithmetic are those of version 2; the normals themselves are version 3's.
 ///
 /// ```
 /// use nnqft_core::{ArchSpec, Activation, NetSampler, rng::StreamKey};
@@ -136,29 +138,25 @@ impl NetSampler {
         self.normals.len()
     }
 
-    /// Draws one net and writes `f_o(x_a)` into `out[o k + a]` (length k D).
-    pub fn sample_net<R: Rng + ?Sized>(&mut self, rng: &mut R, out: &mut [f64]) {
-        self.draw(rng);
-        self.evaluate_generic(out);
-    }
-
-    #[inline(always)]
-    fn draw<R: Rng + ?Sized>(&mut self, rng: &mut R) {
-        for v in self.normals.iter_mut() {
-            *v = StandardNormal.sample(rng);
-        }
+    /// Draws one net from `normals` and writes `f_o(x_a)` into `out[o k + a]` (length k D).
+    pub fn sample_net(&mut self, normals: &mut NormalStream, out: &mut [f64]) {
+        let mut buf = std::mem::take(&mut self.normals);
+        normals.fill(&mut buf);
+        self.evaluate_generic(&buf, out);
+        self.normals = buf;
     }
 
     /// `nets` nets into `cols` (f32) with the loops compiled for `isa`; the
     /// arithmetic, and so every bit, is the same for each.
     fn sample_into<R: Rng + ?Sized>(&mut self, isa: Isa, rng: &mut R, nets: usize, cols: &mut [Vec<f32>]) {
-        assert!(isa.available(), "{isa:?} is not available on this CPU");
+        let mut rng = NormalStream::with_isa(rng, isa);
+        let rng = &mut rng;
         match isa {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: the CPU supports AVX-512F (asserted just above).
+            // SAFETY: the CPU supports AVX-512F (with_isa asserted it).
             Isa::Avx512 => unsafe { self.sample_into_avx512(rng, nets, cols) },
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: the CPU supports AVX2 (asserted just above).
+            // SAFETY: the CPU supports AVX2 (with_isa asserted it).
             Isa::Avx2 => unsafe { self.sample_into_avx2(rng, nets, cols) },
             _ => self.sample_into_generic(rng, nets, cols),
         }
@@ -166,32 +164,113 @@ impl NetSampler {
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
-    unsafe fn sample_into_avx512<R: Rng + ?Sized>(&mut self, rng: &mut R, nets: usize, cols: &mut [Vec<f32>]) {
+    unsafe fn sample_into_avx512(&mut self, rng: &mut NormalStream, nets: usize, cols: &mut [Vec<f32>]) {
         self.sample_into_generic(rng, nets, cols);
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    unsafe fn sample_into_avx2<R: Rng + ?Sized>(&mut self, rng: &mut R, nets: usize, cols: &mut [Vec<f32>]) {
+    unsafe fn sample_into_avx2(&mut self, rng: &mut NormalStream, nets: usize, cols: &mut [Vec<f32>]) {
         self.sample_into_generic(rng, nets, cols);
     }
 
     #[inline(always)]
-    fn sample_into_generic<R: Rng + ?Sized>(&mut self, rng: &mut R, nets: usize, cols: &mut [Vec<f32>]) {
+    fn sample_into_generic(&mut self, rng: &mut NormalStream, nets: usize, cols: &mut [Vec<f32>]) {
         let mut out = vec![0.0; self.outputs_per_net()];
-        for _ in 0..nets {
-            self.draw(rng);
-            self.evaluate_generic(&mut out);
-            for (c, v) in cols.iter_mut().zip(&out) {
-                c.push(*v as f32);
+        // the normals of several nets per call (the same sequence: fill does
+        // not depend on how calls split it), so small nets do not pay a
+        // call per net
+        let per = self.normals_per_net();
+        let batch = (4096 / per).clamp(1, nets.max(1));
+        let mut buf = vec![0.0; batch * per];
+        let mut done = 0;
+        while done < nets {
+            let m = batch.min(nets - done);
+            let buf = &mut buf[..m * per];
+            rng.fill(buf);
+            for normals in buf.chunks_exact(per) {
+                self.evaluate_generic(normals, &mut out);
+                for (c, v) in cols.iter_mut().zip(&out) {
+                    c.push(*v as f32);
+                }
             }
+            done += m;
         }
     }
 
     #[inline(always)]
-    fn evaluate_generic(&mut self, out: &mut [f64]) {
+    fn evaluate_generic(&mut self, normals: &[f64], out: &mut [f64]) {
+        // relu is a single max per value, so it pays to skip the k x N
+        // store; the polynomial activations run faster over the long row
+        // (measured, BENCHMARKS.md)
+        if self.d_out == 1 && self.out_mean.is_none() && self.act == Activation::Relu {
+            self.evaluate_fused(normals, out, |h| h.iter_mut().for_each(|v| *v = v.max(0.0)), |z| z.max(0.0));
+            return;
+        }
+        self.evaluate_unfused(normals, out);
+    }
+
+    /// One relu output without output means: input by input, each block of
+    /// [`LANES`] units goes from pre-activation to activation to the output's
+    /// partial sums without being stored. The operations and their order are
+    /// those of [`Self::evaluate_unfused`] (same bits, `tests/sampler_isa.rs`),
+    /// at less memory traffic.
+    #[inline(always)]
+    fn evaluate_fused(&self, normals: &[f64], out: &mut [f64], act_block: impl Fn(&mut [f64; LANES]), act: impl Fn(f64) -> f64) {
         let (d, n) = (self.d, self.n);
-        let (w0, rest) = self.normals.split_at(n * d);
+        let (w0, rest) = normals.split_at(n * d);
+        let (b0, outs) = rest.split_at(n);
+        let (w1, b1) = outs.split_at(n);
+        let blocks = n / LANES;
+        for (a, (o, scale)) in out.iter_mut().zip(&self.scale).enumerate() {
+            let cx = &self.cx[a * d..(a + 1) * d];
+            let m = self.pre_mean.as_ref().map(|m| m[a]);
+            let pre = |i: usize| {
+                let mut z = self.sb * b0[i];
+                for (j, c) in cx.iter().enumerate() {
+                    z += c * w0[j * n + i];
+                }
+                if let Some(m) = m {
+                    z += m;
+                }
+                z
+            };
+            let mut s = [0.0; LANES];
+            for blk in 0..blocks {
+                let i0 = blk * LANES;
+                let b: &[f64; LANES] = b0[i0..i0 + LANES].try_into().expect("LANES-sized block");
+                let mut h = [0.0; LANES];
+                for l in 0..LANES {
+                    h[l] = self.sb * b[l];
+                }
+                for (j, c) in cx.iter().enumerate() {
+                    let w: &[f64; LANES] = w0[j * n + i0..j * n + i0 + LANES].try_into().expect("LANES-sized block");
+                    for l in 0..LANES {
+                        h[l] += c * w[l];
+                    }
+                }
+                if let Some(m) = m {
+                    for v in h.iter_mut() {
+                        *v += m;
+                    }
+                }
+                act_block(&mut h);
+                let v: &[f64; LANES] = w1[i0..i0 + LANES].try_into().expect("LANES-sized block");
+                for l in 0..LANES {
+                    s[l] += v[l] * h[l];
+                }
+            }
+            let tail = (blocks * LANES..n).map(|i| w1[i] * act(pre(i))).sum::<f64>();
+            *o = self.sb * b1[0] + self.sw_out * scale * (reduce_lanes(s) + tail);
+        }
+    }
+
+    /// Every other case: all k x N pre-activations, one activation pass, then
+    /// each output's dot product and mean term.
+    #[inline(always)]
+    fn evaluate_unfused(&mut self, normals: &[f64], out: &mut [f64]) {
+        let (d, n) = (self.d, self.n);
+        let (w0, rest) = normals.split_at(n * d);
         let (b0, outs) = rest.split_at(n);
         // all k x N pre-activations, input-major, then one activation pass
         let z = &mut self.z[..];
@@ -235,7 +314,8 @@ impl NetSampler {
         }
     }
 
-    /// Draws `nets` networks; returns k D columns of `nets` f32 outputs
+    /// Draws `nets` networks from the normals of `rng`'s next four words
+    /// ([`NormalStream::new`]); returns k D columns of `nets` f32 outputs
     /// (output-major, as [`NetSampler::sample_net`]).
     pub fn sample_part<R: Rng + ?Sized>(&mut self, rng: &mut R, nets: usize) -> Vec<Vec<f32>> {
         self.sample_part_with(Isa::detect(), rng, nets)
@@ -279,6 +359,12 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
             s[l] += x[l] * y[l];
         }
     }
+    reduce_lanes(s) + ra.iter().zip(rb).map(|(x, y)| x * y).sum::<f64>()
+}
+
+/// The `LANES` partial sums combined pairwise (lane l + w into lane l, w = 4, 2, 1).
+#[inline(always)]
+fn reduce_lanes(mut s: [f64; LANES]) -> f64 {
     let mut w = LANES;
     while w > 1 {
         w /= 2;
@@ -286,5 +372,5 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
             s[l] += s[l + w];
         }
     }
-    s[0] + ra.iter().zip(rb).map(|(x, y)| x * y).sum::<f64>()
+    s[0]
 }

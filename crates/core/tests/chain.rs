@@ -166,7 +166,7 @@ fn tanh_n8_measured_against_chain_and_leading_order() {
         .into_par_iter()
         .map(|b| {
             let mut s = DeepSampler::new(&arch, n);
-            let mut rng = StreamKey { seed: 8, arch: "tanh-n8", width: n, bag: b as u32, part: 0 }.stream();
+            let mut rng = nnqft_core::normal::NormalStream::new(&mut StreamKey { seed: 8, arch: "tanh-n8", width: n, bag: b as u32, part: 0 }.stream());
             let mut out = vec![0.0; layers];
             let mut m = vec![[0.0; 3]; layers];
             for _ in 0..nets {

@@ -87,3 +87,32 @@ fn erf_block_equals_scalar() {
         }
     }
 }
+
+/// erf is exactly odd and vanishes at 0 (SAMPLER_VERSION 3; before, erf(0)
+/// came out as ~1e-15 from the first interval's midpoint expansion), so an
+/// erf net with sb = 0 has f(0) = 0 exactly.
+#[test]
+fn erf_is_exactly_odd_and_zero_at_zero() {
+    let e = Erf::new();
+    assert_eq!(e.eval(0.0).to_bits(), 0.0f64.to_bits());
+    assert_eq!(e.eval(-0.0).to_bits(), (-0.0f64).to_bits());
+    let mut b = [0.0, -0.0, 1e-300, -1e-300, 0.01, -0.01, 3.0, -3.0];
+    e.eval_block(&mut b);
+    assert_eq!(b[0], 0.0);
+    assert_eq!(b[1], 0.0);
+    for x in points(8.0) {
+        assert_eq!(e.eval(-x).to_bits(), (-e.eval(x)).to_bits(), "x = {x}");
+    }
+    // near 0 the error is the Taylor remainder at 0, (2 / sqrt(pi)) x^7 / 42:
+    // relative 1e-15 below 1e-3, absolute 6.1e-15 at the interval's end
+    for x in [1e-300, 1e-10, 1e-3] {
+        let rel = (e.eval(x) - libm::erf(x)).abs() / libm::erf(x);
+        assert!(rel < 1e-15, "x = {x}: relative error {rel:e}");
+    }
+    assert!((e.eval(0.0156) - libm::erf(0.0156)).abs() < 6.2e-15);
+    let arch = nnqft_core::ArchSpec::single("erf", nnqft_core::Activation::Erf, 1.0, 0.0, vec![vec![0.0], vec![0.5]]);
+    let mut s = nnqft_core::NetSampler::new(&arch, 10);
+    let cols = s.sample_part(&mut nnqft_core::rng::StreamKey { seed: 1, arch: "erf", width: 10, bag: 0, part: 0 }.stream(), 100);
+    assert!(cols[0].iter().all(|v| *v == 0.0), "f(0) of an erf net with sb = 0");
+    assert!(cols[1].iter().any(|v| *v != 0.0));
+}

@@ -6,6 +6,7 @@
 use nnqft_core::deep::DeepSampler;
 use nnqft_core::means::pair_mean;
 use nnqft_core::quad::NormalRule;
+use nnqft_core::normal::NormalStream;
 use nnqft_core::rng::StreamKey;
 use nnqft_core::{Activation, ArchSpec, NetSampler};
 use rand_distr::{Distribution, StandardNormal};
@@ -79,23 +80,26 @@ fn default_means_and_outputs_do_not_change_the_arch_json() {
     assert!(json.contains("\"mu_w_out\":0.5") && json.contains("\"d_out\":3"), "{json}");
 }
 
-/// Per-bag means of `stats(net outputs)`: `draw(rng, out)` draws one net.
+/// Per-bag means of `stats(net outputs)`: `draw(rng, normals, out)` draws
+/// one net, from the sampler's normals or (explicit-weight nets, an
+/// independent check) from rand_distr's on `rng`.
 fn bag_means(
     key: &str,
     bags: u32,
     nets: usize,
     width: usize,
-    mut draw: impl FnMut(&mut nnqft_core::rng::Stream, &mut [f64]),
+    mut draw: impl FnMut(&mut nnqft_core::rng::Stream, &mut NormalStream, &mut [f64]),
     per_net: usize,
     stats: &dyn Fn(&[f64]) -> Vec<f64>,
 ) -> Vec<Vec<f64>> {
     (0..bags)
         .map(|bag| {
             let mut rng = StreamKey { seed: 11, arch: key, width, bag, part: 0 }.stream();
+            let mut normals = NormalStream::new(&mut StreamKey { seed: 11, arch: key, width, bag, part: 1 }.stream());
             let mut out = vec![0.0; per_net];
             let mut acc: Vec<f64> = Vec::new();
             for _ in 0..nets {
-                draw(&mut rng, &mut out);
+                draw(&mut rng, &mut normals, &mut out);
                 let s = stats(&out);
                 if acc.is_empty() {
                     acc = vec![0.0; s.len()];
@@ -164,7 +168,7 @@ fn single_layer_sampler_with_means_matches_exact_moments() {
         (a.mu_w, a.mu_b, a.mu_w_out, a.mu_b_out, a.d_out) = (0.7, -0.3, 2.0, 0.25, 3);
         let mut s = NetSampler::new(&a, n);
         let per = s.outputs_per_net();
-        let bags = bag_means("m", 20, 20_000, n, |r, out| s.sample_net(r, out), per, &moments12);
+        let bags = bag_means("m", 20, 20_000, n, |_, z, out| s.sample_net(z, out), per, &moments12);
         let got = mean_se(&bags);
         let want = exact12(&a, Some(n));
         let (zmax, _) = compare(&got, &want);
@@ -232,8 +236,8 @@ fn deep_sampler_with_means_matches_explicit_weights() {
         (a.hidden_layers, a.mu_w, a.mu_b, a.mu_w_out, a.mu_b_out, a.d_out) = (2, 1.5, 0.2, -1.0, 0.3, 2);
         let mut s = DeepSampler::new(&a, n);
         let per = s.outputs_per_net();
-        let deep = mean_se(&bag_means("d", 20, 20_000, n, |r, out| s.sample_net(r, out), per, &moments12));
-        let explicit = |wrong| mean_se(&bag_means("e", 20, 20_000, n, |r, out| explicit_deep(&a, n, r, out, wrong), per, &moments12));
+        let deep = mean_se(&bag_means("d", 20, 20_000, n, |_, z, out| s.sample_net(z, out), per, &moments12));
+        let explicit = |wrong| mean_se(&bag_means("e", 20, 20_000, n, |r, _, out| explicit_deep(&a, n, r, out, wrong), per, &moments12));
         let z = |other: &[(f64, f64)]| {
             deep.iter().zip(other).map(|(&(m1, s1), &(m2, s2))| ((m1 - m2) / (s1 * s1 + s2 * s2).sqrt()).abs()).fold(0.0f64, f64::max)
         };
@@ -290,7 +294,7 @@ fn mean_theory_matches_monte_carlo_with_means() {
         let mut s = NetSampler::new(&a, n);
         let per = s.outputs_per_net();
         let stats = |out: &[f64]| ts.iter().map(|t| t.iter().map(|&i| out[i]).product()).collect();
-        let got = mean_se(&bag_means("mt", 20, 25_000, n, |r, out| s.sample_net(r, out), per, &stats));
+        let got = mean_se(&bag_means("mt", 20, 25_000, n, |_, z, out| s.sample_net(z, out), per, &stats));
         let exact: Vec<f64> = ts.iter().map(|t| th.moment(t, n)).collect();
         let gp: Vec<f64> = ts.iter().map(|t| th.gp(t)).collect();
         let (zmax, _) = compare(&got, &exact);
@@ -303,11 +307,15 @@ fn mean_theory_matches_monte_carlo_with_means() {
 
 /// Several outputs: every moment of orders 1-4 over the 6 variables
 /// (output o of 3, input a of 2; 209 values, mixed outputs and odd orders
-/// included) is within 4 se of `MeanTheory::moment_outputs`, with output
+/// included) is within 5.2 se of `MeanTheory::moment_outputs`, with output
 /// means (which correlate the outputs) and without them (where mixed
-/// correlators follow the pairing tensors). Power: treating the outputs as
-/// independent (the product of single-output moments over distinct outputs)
-/// is rejected by more than 8 se with the means.
+/// correlators follow the pairing tensors). With 20 bags each z is Student-t
+/// with 19 dof, and the largest of 209 exceeds 4 in about one sample of ten
+/// (measured over 24 seeds x 3 cases: 8 of 72 runs with the sampler's
+/// generator, 7 of 72 with rand_distr's); 5.2 is the t_19 bound at a 1 % family-wise rate
+/// (Bonferroni). Power: treating the outputs as independent (the product of
+/// single-output moments over distinct outputs) is rejected by more than
+/// 8 se with the means.
 #[test]
 fn output_index_moments_match_monte_carlo() {
     use nnqft_core::exact::Accuracy;
@@ -327,7 +335,7 @@ fn output_index_moments_match_monte_carlo() {
         let mut s = NetSampler::new(&a, n);
         let per = s.outputs_per_net();
         let stats = |out: &[f64]| ts.iter().map(|t| t.iter().map(|&i| out[i]).product()).collect();
-        let got = mean_se(&bag_means("mo", 20, 25_000, n, |r, out| s.sample_net(r, out), per, &stats));
+        let got = mean_se(&bag_means("mo", 20, 25_000, n, |_, z, out| s.sample_net(z, out), per, &stats));
         let split = |t: &[usize]| -> (Vec<usize>, Vec<usize>) { (t.iter().map(|v| v % k).collect(), t.iter().map(|v| v / k).collect()) };
         let exact: Vec<f64> = ts.iter().map(|t| { let (i, o) = split(t); th.moment_outputs(&i, &o, n) }).collect();
         let (zmax, _) = compare(&got, &exact);
@@ -337,7 +345,7 @@ fn output_index_moments_match_monte_carlo() {
             .collect();
         let (zind, _) = compare(&got, &independent);
         eprintln!("{act:?} means {means}: max |z| {zmax:.2} (exact), {zind:.1} (independent outputs)");
-        assert!(zmax < 4.0, "{act:?} means {means}: max |z| {zmax:.2}");
+        assert!(zmax < 5.2, "{act:?} means {means}: max |z| {zmax:.2}");
         if means {
             assert!(zind > 8.0, "{act:?}: independent outputs should be rejected (max |z| {zind:.2})");
         }

@@ -92,7 +92,7 @@ fn output_index_four_point_function_matches_monte_carlo() {
         let r = rotation(3, &mut key(7));
         let bags: Vec<Vec<f64>> = (0..40)
             .map(|b| {
-                let mut rng = key(100 + b);
+                let mut rng = nnqft_core::normal::NormalStream::new(&mut key(100 + b));
                 let mut acc = vec![0.0; 2 * cases.len()];
                 for _ in 0..25_000 {
                     s.sample_net(&mut rng, &mut out);

@@ -117,7 +117,7 @@ fn sample_products(a: &ArchSpec, width: usize, nets: usize, ts: &[Vec<usize>]) -
     (0..chunks)
         .into_par_iter()
         .map(|c| {
-            let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(20261203 + c as u64);
+            let mut rng = nnqft_core::normal::NormalStream::new(&mut rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(20261203 + c as u64));
             let mut s = NetSampler::new(a, width);
             let mut f = vec![0.0; a.k()];
             let mut acc = vec![[0.0f64; 5]; ts.len()];

@@ -58,8 +58,15 @@ fn finite_width_deviations_match_exact_theory() {
             let chi2_gp = rows.iter().map(|r| (r.delta / r.stderr).powi(2)).sum::<f64>() / n;
             report.push_str(&format!("{arch} n={order}: chi2/n vs exact {chi2_exact:.2}, vs GP {chi2_gp:.2}\n"));
             // The tuples are strongly correlated, so chi2/n fluctuates far more than
-            // for independent terms: the bound is loose, the power check is not.
-            assert!(chi2_exact < 2.5, "{arch} order {order}: chi2/n = {chi2_exact:.2} against exact theory\n{report}");
+            // for independent terms, like a chi-square with about 2 dof: over 12 runs on
+            // other seeds (6 with the sampler's normals, 6 with rand_distr's) orders 4 and
+            // 6 gave 0.02 to 5.7. The bound is loose; the power checks against the GP are
+            // not (chi2/n 790 to 1700 for relu and gauss, 5.4 to 16 for erf at N = 10).
+            // The gauss-net's bag means are lognormal-tailed (docs/physics.md §4, heavy
+            // tails), so its chi2/n is further from a chi-square law: 0.01 to 10.2 over 17
+            // runs with either generator (order 2, where G2 is exactly K).
+            let bound = if arch == "gauss" { 15.0 } else { 6.0 };
+            assert!(chi2_exact < bound, "{arch} order {order}: chi2/n = {chi2_exact:.2} against exact theory\n{report}");
             // Order 2 (m_2): G2 is exactly K at every width, so chi2 against the exact
             // prediction (0) is the check that m_2 is consistent with zero.
             if order > 2 {

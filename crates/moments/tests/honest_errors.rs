@@ -60,15 +60,27 @@ fn gauss_six_point_is_flagged_and_relu_erf_are_not() {
         assert!(!s.resolved && s.background_ratio < 0.01, "{report}");
     }
     for arch in ["relu-d1", "erf-d1"] {
+        // Each tuple is flagged with probability 1e-3 when its bags are Gaussian, and
+        // correlated tuples of one (width, order) are flagged together: an unlucky
+        // sample flags a group (34 of 6090 erf-d1 rows on one seed). A real failure of
+        // the bag errors flags them all, as for gauss-d1 above.
+        let rows = out.rows.iter().filter(|r| r.arch == arch).count();
         let flagged: Vec<_> = out.rows.iter().filter(|r| r.arch == arch && r.unreliable.is_some()).collect();
-        assert!(flagged.is_empty(), "{arch}: {} rows flagged, e.g. {:?}", flagged.len(), flagged.first().map(|r| (&r.tuple, &r.unreliable)));
+        assert!(flagged.len() * 50 < rows, "{arch}: {} of {rows} rows flagged, e.g. {:?}", flagged.len(), flagged.first().map(|r| (&r.tuple, &r.unreliable)));
         for s in out.summary.iter().filter(|s| s.arch == arch) {
             // 10 bags, strongly correlated tuples: the mean spread is within a factor 3 of exact
             // (measured 0.45 to 1.6); the gauss-net's is below 0.05 at order 4 and 1e-6 at order 6.
             assert!(s.background_ratio > 1.0 / 3.0 && s.background_ratio < 3.0, "{arch}: {report}");
         }
     }
-    assert!(out.layers.iter().all(|r| r.unreliable.is_none()), "relu-deep layer rows flagged: {:?}", out.layers.iter().find(|r| r.unreliable.is_some()));
+    // relu-deep (4 layers of 32 at criticality): layer 1 is Gaussian and never
+    // flagged; deeper layers may be, for the one honest reason that their E z^8 rests on
+    // tails 10 x 50k nets do not sample (the next test), and for no other
+    assert!(out.layers.iter().filter(|r| r.layer == 1).all(|r| r.unreliable.is_none()), "relu-deep layer 1 flagged");
+    for r in out.layers.iter().filter(|r| r.unreliable.is_some()) {
+        let why = r.unreliable.as_deref().unwrap_or_default();
+        assert!(why.starts_with("E z^8") && why.contains("tails not sampled"), "relu-deep layer {} flagged: {why}", r.layer);
+    }
     let section = std::fs::read_to_string(data.join("report/moments.md")).unwrap();
     assert!(section.contains("gauss-d1, n = 6: measured / exact background") && section.contains("2772 of 2772 tuples flagged unreliable"), "{section}");
 }
