@@ -1,5 +1,6 @@
-//! `nnqft-bench`: throughput of the sampler, of a bare normal generator (the
-//! bound a sampler cannot beat), of the version-1 sampler (the baseline the
+//! `nnqft-bench`: throughput of the sampler, of its bare normal generator
+//! (the bound a sampler cannot beat) and of the version-2 one (rand_distr's
+//! ziggurat), of the version-1 and version-2 samplers (the baselines the
 //! speed-ups are measured against, in this process), of a batched numpy
 //! sampler (`bench/numpy_sampler.py`, one thread, run in the same benchmark),
 //! and of the moments reduction, at 1 and 2 threads; then the peak RSS of
@@ -7,8 +8,10 @@
 //! writes `data/bench/bench.parquet`.
 
 mod legacy;
+mod legacy_v2;
 
 use anyhow::Result;
+use nnqft_core::normal::NormalStream;
 use nnqft_core::rng::StreamKey;
 use nnqft_core::tuples::ProductTree;
 use nnqft_core::{Activation, ArchSpec, NetSampler};
@@ -65,6 +68,7 @@ struct Row {
     ratio_to_rng: f64,
     ratio_to_numpy: f64,
     ratio_to_v1: f64,
+    ratio_to_v2: f64,
 }
 
 impl Row {
@@ -79,6 +83,7 @@ impl Row {
             ratio_to_rng: f64::NAN,
             ratio_to_numpy: f64::NAN,
             ratio_to_v1: f64::NAN,
+            ratio_to_v2: f64::NAN,
         }
     }
 }
@@ -141,28 +146,42 @@ fn main() {
 fn run(args: &Args) -> Result<()> {
     let secs = args.seconds;
     let mut rows: Vec<Row> = Vec::new();
-    println!("{:<10} {:<6} {:>6} {:>7} {:>14} {:>10} {:>9} {:>8}", "bench", "act", "width", "threads", "rate", "vs rng", "vs numpy", "vs v1");
+    println!("{:<10} {:<6} {:>6} {:>7} {:>14} {:>10} {:>9} {:>8} {:>8}", "bench", "act", "width", "threads", "rate", "vs rng", "vs numpy", "vs v1", "vs v2");
     for &width in &args.widths {
         // d_in = 1: (d + 2) N + 1 normals per net.
-        let normals = 3 * width + 1;
+        let normals_per_net = 3 * width + 1;
         let batch = (200_000 / width).max(20);
         let mut rng_rate = [0.0; 3];
         for threads in [1usize, 2] {
             let r = rate(secs, threads, &|| {
-                let mut rng = StreamKey { seed: 1, arch: "bench", width, bag: 0, part: 0 }.stream();
-                let mut buf = vec![0.0f64; normals];
-                for _ in 0..batch {
-                    for v in buf.iter_mut() {
-                        *v = StandardNormal.sample(&mut rng);
-                    }
+                // as the sampler draws them: the normals of several nets per call
+                let mut normals = NormalStream::new(&mut StreamKey { seed: 1, arch: "bench", width, bag: 0, part: 0 }.stream());
+                let per_call = (4096 / normals_per_net).max(1);
+                let mut buf = vec![0.0f64; per_call * normals_per_net];
+                for _ in 0..batch.div_ceil(per_call) {
+                    normals.fill(&mut buf);
                     black_box(&buf);
                 }
-                batch as u64
+                (batch.div_ceil(per_call) * per_call) as u64
             });
             rng_rate[threads] = r;
             println!("{:<10} {:<6} {:>6} {:>7} {:>10.0} n/s {:>10}", "rng-only", "-", width, threads, r, "1.00");
             rows.push(Row { ratio_to_rng: 1.0, ..Row::new("rng_only", "-", width, threads, r, "nets/s") });
         }
+        // version 2's generator: rand_distr's scalar ziggurat on one stream
+        let r = rate(secs, 1, &|| {
+            let mut rng = StreamKey { seed: 1, arch: "bench", width, bag: 0, part: 0 }.stream();
+            let mut buf = vec![0.0f64; normals_per_net];
+            for _ in 0..batch {
+                for v in buf.iter_mut() {
+                    *v = StandardNormal.sample(&mut rng);
+                }
+                black_box(&buf);
+            }
+            batch as u64
+        });
+        println!("{:<10} {:<6} {:>6} {:>7} {:>10.0} n/s {:>10.2}", "rng-v2", "-", width, 1, r, r / rng_rate[1]);
+        rows.push(Row { ratio_to_rng: r / rng_rate[1], ..Row::new("rng_only_v2", "-", width, 1, r, "nets/s") });
         for act in [Activation::Erf, Activation::Relu, Activation::Gauss, Activation::Tanh] {
             let arch = ArchSpec::single(act.name(), act, 1.0, 1.0, inputs6());
             let numpy = numpy_rate(act, width, secs.max(0.5));
@@ -176,6 +195,14 @@ fn run(args: &Args) -> Result<()> {
             rows.push(Row { ratio_to_rng: v1 / rng_rate[1], ratio_to_numpy: v1 / numpy, ..Row::new("sample_v1", act.name(), width, 1, v1, "nets/s") });
             println!("{:<10} {:<6} {:>6} {:>7} {:>10.0} n/s {:>10.2} {:>9.2} {:>8}", "numpy", act.name(), width, 1, numpy, numpy / rng_rate[1], 1.0, "-");
             println!("{:<10} {:<6} {:>6} {:>7} {:>10.0} n/s {:>10.2} {:>9.2} {:>8.2}", "sample-v1", act.name(), width, 1, v1, v1 / rng_rate[1], v1 / numpy, 1.0);
+            let v2 = rate(secs, 1, &|| {
+                let mut s = legacy_v2::V2Sampler::new(&arch, width);
+                let mut rng = StreamKey { seed: 1, arch: act.name(), width, bag: 0, part: 0 }.stream();
+                black_box(s.sample_part(&mut rng, batch));
+                batch as u64
+            });
+            rows.push(Row { ratio_to_rng: v2 / rng_rate[1], ratio_to_numpy: v2 / numpy, ratio_to_v1: v2 / v1, ratio_to_v2: 1.0, ..Row::new("sample_v2", act.name(), width, 1, v2, "nets/s") });
+            println!("{:<10} {:<6} {:>6} {:>7} {:>10.0} n/s {:>10.2} {:>9.2} {:>8.2} {:>8.2}", "sample-v2", act.name(), width, 1, v2, v2 / rng_rate[1], v2 / numpy, v2 / v1, 1.0);
             for threads in [1usize, 2] {
                 let r = rate(secs, threads, &|| {
                     let mut s = NetSampler::new(&arch, width);
@@ -184,9 +211,9 @@ fn run(args: &Args) -> Result<()> {
                     batch as u64
                 });
                 let ratio = r / rng_rate[threads];
-                let (vs_np, vs_v1) = if threads == 1 { (r / numpy, r / v1) } else { (f64::NAN, f64::NAN) };
-                println!("{:<10} {:<6} {:>6} {:>7} {:>10.0} n/s {:>10.2} {:>9.2} {:>8.2}", "sample", act.name(), width, threads, r, ratio, vs_np, vs_v1);
-                rows.push(Row { ratio_to_rng: ratio, ratio_to_numpy: vs_np, ratio_to_v1: vs_v1, ..Row::new("sample", act.name(), width, threads, r, "nets/s") });
+                let (vs_np, vs_v1, vs_v2) = if threads == 1 { (r / numpy, r / v1, r / v2) } else { (f64::NAN, f64::NAN, f64::NAN) };
+                println!("{:<10} {:<6} {:>6} {:>7} {:>10.0} n/s {:>10.2} {:>9.2} {:>8.2} {:>8.2}", "sample", act.name(), width, threads, r, ratio, vs_np, vs_v1, vs_v2);
+                rows.push(Row { ratio_to_rng: ratio, ratio_to_numpy: vs_np, ratio_to_v1: vs_v1, ratio_to_v2: vs_v2, ..Row::new("sample", act.name(), width, threads, r, "nets/s") });
             }
         }
     }
@@ -226,7 +253,8 @@ fn run(args: &Args) -> Result<()> {
         .utf8("unit", rows.iter().map(|r| r.unit.to_string()).collect())
         .f64("ratio_to_rng", rows.iter().map(|r| r.ratio_to_rng).collect())
         .f64("ratio_to_numpy", rows.iter().map(|r| r.ratio_to_numpy).collect())
-        .f64("ratio_to_v1", rows.iter().map(|r| r.ratio_to_v1).collect());
+        .f64("ratio_to_v1", rows.iter().map(|r| r.ratio_to_v1).collect())
+        .f64("ratio_to_v2", rows.iter().map(|r| r.ratio_to_v2).collect());
     let footer = serde_json::json!({"stage": "bench", "version": nnqft_core::VERSION, "seconds_per_measurement": secs});
     t.write(&args.out, &footer)?;
     println!("-> {}", args.out.display());
