@@ -156,7 +156,7 @@ fn run(args: &Args) -> Result<()> {
             let r = rate(secs, threads, &|| {
                 // as the sampler draws them: the normals of several nets per call
                 let mut normals = NormalStream::new(&mut StreamKey { seed: 1, arch: "bench", width, bag: 0, part: 0 }.stream());
-                let per_call = (4096 / normals_per_net).max(1);
+                let per_call = (nnqft_core::sampler::NORMALS_PER_CALL / normals_per_net).max(1);
                 let mut buf = vec![0.0f64; per_call * normals_per_net];
                 for _ in 0..batch.div_ceil(per_call) {
                     normals.fill(&mut buf);

@@ -214,13 +214,6 @@ impl NormalStream {
         }
     }
 
-    /// One standard normal (the same sequence as [`NormalStream::fill`]).
-    pub fn next(&mut self) -> f64 {
-        let mut z = [0.0];
-        self.fill(&mut z);
-        z[0]
-    }
-
     /// Whole steps into `out` (a multiple of [`LANES`] long).
     fn steps(&mut self, out: &mut [f64]) {
         match self.isa {

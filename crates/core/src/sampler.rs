@@ -15,6 +15,10 @@ use rand::Rng;
 /// place of rand_distr's on one stream); erf exactly odd with erf(0) = 0.
 pub const SAMPLER_VERSION: u32 = 3;
 
+/// Normals the samplers ask [`NormalStream::fill`] for per call, as whole
+/// nets (at least one): fewer calls for small nets, the same sequence.
+pub const NORMALS_PER_CALL: usize = 4096;
+
 /// The instruction set the sampler's loops are compiled for. Each gives
 /// the same bits (no fused multiply-adds, the same operation order;
 /// `tests/sampler_isa.rs` forces every one the CPU has); [`Isa::detect`]
@@ -181,7 +185,7 @@ impl NetSampler {
         // not depend on how calls split it), so small nets do not pay a
         // call per net
         let per = self.normals_per_net();
-        let batch = (4096 / per).clamp(1, nets.max(1));
+        let batch = (NORMALS_PER_CALL / per).clamp(1, nets.max(1));
         let mut buf = vec![0.0; batch * per];
         let mut done = 0;
         while done < nets {
@@ -204,7 +208,7 @@ impl NetSampler {
         // store; the polynomial activations run faster over the long row
         // (measured, BENCHMARKS.md)
         if self.d_out == 1 && self.out_mean.is_none() && self.act == Activation::Relu {
-            self.evaluate_fused(normals, out, |h| h.iter_mut().for_each(|v| *v = v.max(0.0)), |z| z.max(0.0));
+            self.evaluate_fused_relu(normals, out);
             return;
         }
         self.evaluate_unfused(normals, out);
@@ -216,7 +220,7 @@ impl NetSampler {
     /// those of [`Self::evaluate_unfused`] (same bits, `tests/sampler_isa.rs`),
     /// at less memory traffic.
     #[inline(always)]
-    fn evaluate_fused(&self, normals: &[f64], out: &mut [f64], act_block: impl Fn(&mut [f64; LANES]), act: impl Fn(f64) -> f64) {
+    fn evaluate_fused_relu(&self, normals: &[f64], out: &mut [f64]) {
         let (d, n) = (self.d, self.n);
         let (w0, rest) = normals.split_at(n * d);
         let (b0, outs) = rest.split_at(n);
@@ -254,13 +258,15 @@ impl NetSampler {
                         *v += m;
                     }
                 }
-                act_block(&mut h);
+                for v in h.iter_mut() {
+                    *v = v.max(0.0);
+                }
                 let v: &[f64; LANES] = w1[i0..i0 + LANES].try_into().expect("LANES-sized block");
                 for l in 0..LANES {
                     s[l] += v[l] * h[l];
                 }
             }
-            let tail = (blocks * LANES..n).map(|i| w1[i] * act(pre(i))).sum::<f64>();
+            let tail = (blocks * LANES..n).map(|i| w1[i] * pre(i).max(0.0)).sum::<f64>();
             *o = self.sb * b1[0] + self.sw_out * scale * (reduce_lanes(s) + tail);
         }
     }

@@ -249,7 +249,7 @@ fn ziggurat_tables_are_consistent() {
 /// made of), over 3 x 10^8 draws.
 #[test]
 fn tails_follow_the_exact_law() {
-    let m: usize = std::env::var("NNQFT_TAIL_DRAWS").ok().and_then(|v| v.parse().ok()).unwrap_or(300_000_000);
+    let m: usize = 300_000_000;
     let mut g = stream(7);
     let mut buf = vec![0.0; 1 << 16];
     let mut hist = [0u64; 41];
