@@ -101,6 +101,8 @@ pub struct NetSampler {
 
 /// Lanes of the blocked loops (partial sums, activation chunks).
 const LANES: usize = 8;
+/// Lanes of erf's blocks ([`Erf::eval_block`]).
+const ERF_LANES: usize = 16;
 
 impl NetSampler {
     /// A sampler for `arch` at hidden width `width` (>= 1).
@@ -187,15 +189,32 @@ impl NetSampler {
         let per = self.normals_per_net();
         let batch = (NORMALS_PER_CALL / per).clamp(1, nets.max(1));
         let mut buf = vec![0.0; batch * per];
+        let kn = self.k() * self.n;
+        let mut zs = if self.act == Activation::Erf { vec![0.0; batch * kn] } else { Vec::new() };
         let mut done = 0;
         while done < nets {
             let m = batch.min(nets - done);
             let buf = &mut buf[..m * per];
             rng.fill(buf);
-            for normals in buf.chunks_exact(per) {
-                self.evaluate_generic(normals, &mut out);
-                for (c, v) in cols.iter_mut().zip(&out) {
-                    c.push(*v as f32);
+            if self.act != Activation::Erf {
+                for normals in buf.chunks_exact(per) {
+                    self.evaluate_generic(normals, &mut out);
+                    push_net(cols, &out);
+                }
+            } else {
+                // erf: the m nets' pre-activations, one pass of 16-lane
+                // blocks over all of them (at N = 10 one net's 60 values
+                // would leave 12 to the scalar tail), then each net's
+                // outputs; the same bits as net by net. gauss and tanh
+                // measured no gain from this (BENCHMARKS.md).
+                let zs = &mut zs[..m * kn];
+                for (normals, z) in buf.chunks_exact(per).zip(zs.chunks_exact_mut(kn)) {
+                    self.pre_activations(normals, z);
+                }
+                self.activate(zs);
+                for (normals, z) in buf.chunks_exact(per).zip(zs.chunks_exact(kn)) {
+                    self.outputs(normals, z, &mut out);
+                    push_net(cols, &out);
                 }
             }
             done += m;
@@ -207,11 +226,17 @@ impl NetSampler {
         // relu is a single max per value, so it pays to skip the k x N
         // store; the polynomial activations run faster over the long row
         // (measured, BENCHMARKS.md)
-        if self.d_out == 1 && self.out_mean.is_none() && self.act == Activation::Relu {
+        if self.fused() {
             self.evaluate_fused_relu(normals, out);
             return;
         }
         self.evaluate_unfused(normals, out);
+    }
+
+    /// Whether nets go through [`Self::evaluate_fused_relu`].
+    #[inline(always)]
+    fn fused(&self) -> bool {
+        self.d_out == 1 && self.out_mean.is_none() && self.act == Activation::Relu
     }
 
     /// One relu output without output means: input by input, each block of
@@ -275,11 +300,20 @@ impl NetSampler {
     /// each output's dot product and mean term.
     #[inline(always)]
     fn evaluate_unfused(&mut self, normals: &[f64], out: &mut [f64]) {
+        let mut z = std::mem::take(&mut self.z);
+        let kn = self.k() * self.n;
+        self.pre_activations(normals, &mut z[..kn]);
+        self.activate(&mut z[..kn]);
+        self.outputs(normals, &z[..kn], out);
+        self.z = z;
+    }
+
+    /// The k x N pre-activations of one net, input-major.
+    #[inline(always)]
+    fn pre_activations(&self, normals: &[f64], z: &mut [f64]) {
         let (d, n) = (self.d, self.n);
         let (w0, rest) = normals.split_at(n * d);
-        let (b0, outs) = rest.split_at(n);
-        // all k x N pre-activations, input-major, then one activation pass
-        let z = &mut self.z[..];
+        let b0 = &rest[..n];
         for (a, za) in z.chunks_exact_mut(n).enumerate() {
             for (zi, bi) in za.iter_mut().zip(b0) {
                 *zi = self.sb * bi;
@@ -293,20 +327,35 @@ impl NetSampler {
                 za.iter_mut().for_each(|zi| *zi += m[a]);
             }
         }
+    }
+
+    /// The activation, value by value (the bits of each value do not depend
+    /// on the block it falls in, so any run of nets' values can go at once).
+    #[inline(always)]
+    fn activate(&self, z: &mut [f64]) {
         match self.act {
             Activation::Relu => z.iter_mut().for_each(|v| *v = v.max(0.0)),
             Activation::Gauss => map_blocks(z, fastmath::exp),
             Activation::Tanh => map_blocks(z, fastmath::tanh),
             Activation::Erf => {
+                // 16 lanes rather than 8: more table loads in flight (erf
+                // 3.4 vs 4.1 ns per value on the AVX2 EPYC, BENCHMARKS.md)
                 let e = self.erf;
-                let mut chunks = z.chunks_exact_mut(LANES);
+                let mut chunks = z.chunks_exact_mut(ERF_LANES);
                 for c in &mut chunks {
-                    let block: &mut [f64; LANES] = c.try_into().expect("LANES-sized chunk");
+                    let block: &mut [f64; ERF_LANES] = c.try_into().expect("ERF_LANES-sized chunk");
                     e.eval_block(block);
                 }
                 chunks.into_remainder().iter_mut().for_each(|v| *v = e.eval(*v));
             }
         }
+    }
+
+    /// One net's outputs from its normals and activations `z` (k x N).
+    #[inline(always)]
+    fn outputs(&self, normals: &[f64], z: &[f64], out: &mut [f64]) {
+        let n = self.n;
+        let outs = &normals[(self.d + 1) * n..];
         let k = self.scale.len();
         for (o, row) in outs.chunks_exact(n + 1).enumerate() {
             let (w1, b1) = row.split_at(n);
@@ -334,6 +383,14 @@ impl NetSampler {
         let mut cols: Vec<Vec<f32>> = (0..self.outputs_per_net()).map(|_| Vec::with_capacity(nets)).collect();
         self.sample_into(isa, rng, nets, &mut cols);
         cols
+    }
+}
+
+/// Appends one net's values to the f32 columns.
+#[inline(always)]
+fn push_net(cols: &mut [Vec<f32>], out: &[f64]) {
+    for (c, v) in cols.iter_mut().zip(out) {
+        c.push(*v as f32);
     }
 }
 

@@ -54,3 +54,26 @@ fn another_stream_gives_other_bits() {
     let b = NetSampler::new(arch, 10).sample_part_with(Isa::Generic, &mut StreamKey { part: 3, ..key }.stream(), 50);
     assert_ne!(a, b);
 }
+
+/// `sample_part` evaluates several nets per batch (erf: their activations
+/// in one pass of 16-lane blocks); drawn one by one with `sample_net` from
+/// the same normals, every net must come out with the same bits.
+#[test]
+fn batched_nets_equal_nets_one_by_one() {
+    for arch in archs() {
+        for width in [1usize, 3, 10, 17, 100] {
+            let key = StreamKey { seed: 5, arch: &arch.name, width, bag: 0, part: 1 };
+            let nets = 200;
+            let batched = NetSampler::new(&arch, width).sample_part_with(Isa::Generic, &mut key.stream(), nets);
+            let mut s = NetSampler::new(&arch, width);
+            let mut normals = nnqft_core::normal::NormalStream::with_isa(&mut key.stream(), Isa::Generic);
+            let mut out = vec![0.0; s.outputs_per_net()];
+            for i in 0..nets {
+                s.sample_net(&mut normals, &mut out);
+                for (c, v) in batched.iter().zip(&out) {
+                    assert_eq!(c[i].to_bits(), (*v as f32).to_bits(), "{} N = {width}, net {i}", arch.name);
+                }
+            }
+        }
+    }
+}
