@@ -320,6 +320,7 @@ pub struct DeepSampler {
     chol: Vec<f64>,
     /// Activations of the current layer, `h[a * n + i]`.
     h: Vec<f64>,
+    /// The normals of one layer: k per unit.
     xi: Vec<f64>,
 }
 
@@ -358,7 +359,7 @@ impl DeepSampler {
             gram,
             chol: vec![0.0; k * k],
             h: vec![0.0; k * stride],
-            xi: vec![0.0; k],
+            xi: vec![0.0; k * stride.max(arch.d_out)],
         }
     }
 
@@ -395,11 +396,14 @@ impl DeepSampler {
                 mu_w != 0.0 || mu_b != 0.0
             };
             let chol = if l == 0 { &self.chol1 } else { &self.chol };
-            for i in 0..units {
-                normals.fill(&mut self.xi);
+            // the layer's k normals per unit in one call (the same sequence
+            // as a call per unit: fill does not depend on how calls split it)
+            let xis = &mut self.xi[..units * k];
+            normals.fill(xis);
+            for (i, xi) in xis.chunks_exact(k).enumerate() {
                 for a in 0..k {
                     let row = &chol[a * k..a * k + a + 1];
-                    let mut z: f64 = row.iter().zip(&self.xi).map(|(c, x)| c * x).sum();
+                    let mut z: f64 = row.iter().zip(xi).map(|(c, x)| c * x).sum();
                     if means {
                         z += self.mean[a];
                     }
