@@ -7,6 +7,7 @@
 //! `l = 1..L` is hidden, `l = L + 1` is the output `f`.
 
 use crate::normal::NormalStream;
+use crate::sampler::Isa;
 use crate::quad::NormalRule;
 use crate::{Activation, ArchSpec};
 use rand::Rng;
@@ -379,6 +380,13 @@ impl DeepSampler {
     /// mean `mu_b + (mu_w / n_{l-1}) sum_j h_j(x_a)` of its conditional law
     /// (layer 1: [`ArchSpec::pre_mean`]; the output layer: `mu_w_out`, `mu_b_out`).
     pub fn sample_net(&mut self, normals: &mut NormalStream, out: &mut [f64]) {
+        self.sample_net_inline(normals, out);
+    }
+
+    /// [`Self::sample_net`], inlined into the instruction-set paths of
+    /// [`Self::sample_part_with`].
+    #[inline(always)]
+    fn sample_net_inline(&mut self, normals: &mut NormalStream, out: &mut [f64]) {
         let (k, stride) = (self.k, self.stride);
         for l in 0..=self.layers {
             let units = if l == self.layers { self.d_out } else { self.widths[l] };
@@ -409,19 +417,21 @@ impl DeepSampler {
                     }
                     if l == self.layers {
                         out[(l + i) * k + a] = z;
-                    } else if i == 0 {
-                        out[l * k + a] = z;
-                    }
-                    if l < self.layers {
+                    } else {
+                        if i == 0 {
+                            out[l * k + a] = z;
+                        }
                         // h of the previous layer is no longer needed once its
                         // gram (and so chol) is built.
-                        self.h[a * stride + i] = match self.act {
-                            Activation::Relu => z.max(0.0),
-                            Activation::Tanh => crate::fastmath::tanh(z),
-                            Activation::Erf => self.erf.eval(z),
-                            Activation::Gauss => crate::fastmath::exp(z),
-                        };
+                        self.h[a * stride + i] = z;
                     }
+                }
+            }
+            if l < self.layers {
+                // the activation over each input's row of units at once
+                // (the same bits as value by value, in vectorising blocks)
+                for a in 0..k {
+                    crate::sampler::activate_row(self.act, self.erf, &mut self.h[a * stride..a * stride + units]);
                 }
             }
         }
@@ -445,13 +455,38 @@ impl DeepSampler {
     /// the `k D` output columns (output-major), then for `l = 1..=L` the
     /// `k` columns of layer `l` (`l{l}_f{a}`), as f32.
     pub fn sample_part<R: Rng + ?Sized>(&mut self, rng: &mut R, nets: usize) -> Vec<Vec<f32>> {
+        self.sample_part_with(Isa::detect(), rng, nets)
+    }
+
+    /// [`DeepSampler::sample_part`] with the loops' instruction set forced:
+    /// the same bits on each (no fused multiply-adds, the same operation
+    /// order; `tests/deep.rs`). Panics if the CPU lacks it ([`Isa::available`]).
+    pub fn sample_part_with<R: Rng + ?Sized>(&mut self, isa: Isa, rng: &mut R, nets: usize) -> Vec<Vec<f32>> {
+        assert!(isa.available(), "this CPU cannot run {isa:?}");
+        let mut normals = NormalStream::with_isa(rng, isa);
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the CPU supports AVX2 (asserted above); the AVX-512
+            // CPUs run the AVX2 path, as the normal generator does.
+            Isa::Avx2 | Isa::Avx512 => unsafe { self.sample_part_avx2(&mut normals, nets) },
+            _ => self.sample_part_generic(&mut normals, nets),
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn sample_part_avx2(&mut self, normals: &mut NormalStream, nets: usize) -> Vec<Vec<f32>> {
+        self.sample_part_generic(normals, nets)
+    }
+
+    #[inline(always)]
+    fn sample_part_generic(&mut self, normals: &mut NormalStream, nets: usize) -> Vec<Vec<f32>> {
         let (k, per) = (self.k, self.outputs_per_net());
         let mut cols: Vec<Vec<f32>> = (0..per).map(|_| Vec::with_capacity(nets)).collect();
         let mut out = vec![0.0; per];
         let order: Vec<usize> = (self.layers * k..per).chain(0..self.layers * k).collect();
-        let mut normals = NormalStream::new(rng);
         for _ in 0..nets {
-            self.sample_net(&mut normals, &mut out);
+            self.sample_net_inline(normals, &mut out);
             for (c, &src) in cols.iter_mut().zip(&order) {
                 c.push(out[src] as f32);
             }
