@@ -462,11 +462,10 @@ impl DeepSampler {
     /// the same bits on each (no fused multiply-adds, the same operation
     /// order; `tests/deep.rs`). Panics if the CPU lacks it ([`Isa::available`]).
     pub fn sample_part_with<R: Rng + ?Sized>(&mut self, isa: Isa, rng: &mut R, nets: usize) -> Vec<Vec<f32>> {
-        assert!(isa.available(), "this CPU cannot run {isa:?}");
         let mut normals = NormalStream::with_isa(rng, isa);
         match isa {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: the CPU supports AVX2 (asserted above); the AVX-512
+            // SAFETY: the CPU supports AVX2 (with_isa asserted it); the AVX-512
             // CPUs run the AVX2 path, as the normal generator does.
             Isa::Avx2 | Isa::Avx512 => unsafe { self.sample_part_avx2(&mut normals, nets) },
             _ => self.sample_part_generic(&mut normals, nets),

@@ -141,7 +141,7 @@ impl NetSampler {
 
     /// Standard normals drawn per net: `(d + 1) N + D (N + 1)`.
     pub fn normals_per_net(&self) -> usize {
-        self.normals.len()
+        (self.d + 1) * self.n + self.d_out * (self.n + 1)
     }
 
     /// Draws one net from `normals` and writes `f_o(x_a)` into `out[o k + a]` (length k D).
@@ -189,36 +189,31 @@ impl NetSampler {
         let per = self.normals_per_net();
         let batch = (NORMALS_PER_CALL / per).clamp(1, nets.max(1));
         let mut buf = vec![0.0; batch * per];
-        let kn = self.k() * self.n;
-        let mut zs = if self.act == Activation::Erf { vec![0.0; batch * kn] } else { Vec::new() };
+        // nets per activation pass: erf goes over all the batch's nets in
+        // 16-lane blocks (at N = 10 one net's 60 values would leave 12 to the
+        // scalar tail); gauss and tanh measured no gain from this
+        // (BENCHMARKS.md) and go net by net. The same bits either way.
+        let group = if self.act == Activation::Erf { batch } else { 1 };
+        let mut zs = std::mem::take(&mut self.z);
+        zs.resize(group * self.k() * self.n, 0.0);
         let mut done = 0;
         while done < nets {
             let m = batch.min(nets - done);
             let buf = &mut buf[..m * per];
             rng.fill(buf);
-            if self.act != Activation::Erf {
+            if self.fused() {
                 for normals in buf.chunks_exact(per) {
-                    self.evaluate_generic(normals, &mut out);
+                    self.evaluate_fused_relu(normals, &mut out);
                     push_net(cols, &out);
                 }
             } else {
-                // erf: the m nets' pre-activations, one pass of 16-lane
-                // blocks over all of them (at N = 10 one net's 60 values
-                // would leave 12 to the scalar tail), then each net's
-                // outputs; the same bits as net by net. gauss and tanh
-                // measured no gain from this (BENCHMARKS.md).
-                let zs = &mut zs[..m * kn];
-                for (normals, z) in buf.chunks_exact(per).zip(zs.chunks_exact_mut(kn)) {
-                    self.pre_activations(normals, z);
-                }
-                self.activate(zs);
-                for (normals, z) in buf.chunks_exact(per).zip(zs.chunks_exact(kn)) {
-                    self.outputs(normals, z, &mut out);
-                    push_net(cols, &out);
+                for normals in buf.chunks(group * per) {
+                    self.evaluate_unfused(normals, &mut zs, &mut out, |o| push_net(cols, o));
                 }
             }
             done += m;
         }
+        self.z = zs;
     }
 
     #[inline(always)]
@@ -230,7 +225,9 @@ impl NetSampler {
             self.evaluate_fused_relu(normals, out);
             return;
         }
-        self.evaluate_unfused(normals, out);
+        let mut z = std::mem::take(&mut self.z);
+        self.evaluate_unfused(normals, &mut z, out, |_| {});
+        self.z = z;
     }
 
     /// Whether nets go through [`Self::evaluate_fused_relu`].
@@ -296,16 +293,22 @@ impl NetSampler {
         }
     }
 
-    /// Every other case: all k x N pre-activations, one activation pass, then
-    /// each output's dot product and mean term.
+    /// Every other case, for the nets whose normals lie back to back in
+    /// `normals`: all their k x N pre-activations (into `zs`), one activation
+    /// pass over them, then each net's output dot products and mean terms
+    /// into `out`, handed to `emit` net by net.
     #[inline(always)]
-    fn evaluate_unfused(&mut self, normals: &[f64], out: &mut [f64]) {
-        let mut z = std::mem::take(&mut self.z);
-        let kn = self.k() * self.n;
-        self.pre_activations(normals, &mut z[..kn]);
-        self.activate(&mut z[..kn]);
-        self.outputs(normals, &z[..kn], out);
-        self.z = z;
+    fn evaluate_unfused(&self, normals: &[f64], zs: &mut [f64], out: &mut [f64], mut emit: impl FnMut(&[f64])) {
+        let (per, kn) = (self.normals_per_net(), self.k() * self.n);
+        let zs = &mut zs[..normals.len() / per * kn];
+        for (net, z) in normals.chunks_exact(per).zip(zs.chunks_exact_mut(kn)) {
+            self.pre_activations(net, z);
+        }
+        activate_row(self.act, self.erf, zs);
+        for (net, z) in normals.chunks_exact(per).zip(zs.chunks_exact(kn)) {
+            self.outputs(net, z, out);
+            emit(out);
+        }
     }
 
     /// The k x N pre-activations of one net, input-major.
@@ -327,13 +330,6 @@ impl NetSampler {
                 za.iter_mut().for_each(|zi| *zi += m[a]);
             }
         }
-    }
-
-    /// The activation, value by value (the bits of each value do not depend
-    /// on the block it falls in, so any run of nets' values can go at once).
-    #[inline(always)]
-    fn activate(&self, z: &mut [f64]) {
-        activate_row(self.act, self.erf, z);
     }
 
     /// One net's outputs from its normals and activations `z` (k x N).
