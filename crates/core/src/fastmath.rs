@@ -27,29 +27,65 @@ const ROUND: f64 = 6_755_399_441_055_744.0;
 /// ```
 #[inline(always)]
 pub fn exp(x: f64) -> f64 {
-    let x = x.clamp(-708.0, 709.0);
-    let t = x * LOG2E + ROUND;
-    let n = t - ROUND;
-    let r = (x - n * LN2_HI) - n * LN2_LO;
-    // Taylor to r^13 / 13!: |r| <= 0.3466, remainder < 5e-18
-    let mut p = 1.0 / 6_227_020_800.0;
-    p = p * r + 1.0 / 479_001_600.0;
-    p = p * r + 1.0 / 39_916_800.0;
-    p = p * r + 1.0 / 3_628_800.0;
-    p = p * r + 1.0 / 362_880.0;
-    p = p * r + 1.0 / 40_320.0;
-    p = p * r + 1.0 / 5_040.0;
-    p = p * r + 1.0 / 720.0;
-    p = p * r + 1.0 / 120.0;
-    p = p * r + 1.0 / 24.0;
-    p = p * r + 1.0 / 6.0;
-    p = p * r + 0.5;
-    p = p * r + 1.0;
-    p = p * r + 1.0;
-    // 2^n from the low bits of t, which hold n (two's complement) after the ROUND shift
-    let ni = t.to_bits().wrapping_sub(ROUND.to_bits());
-    let scale = f64::from_bits(ni.wrapping_add(1023) << 52);
-    p * scale
+    let mut b = [x];
+    exp_block(&mut b);
+    b[0]
+}
+
+/// The Taylor coefficients of [`exp`]'s `p(r)`, highest first: `1 / 13!`, ..., `1 / 2`, 1, 1
+/// (to r^13 / 13!: |r| <= 0.3466, remainder < 5e-18).
+const EXP_TAYLOR: [f64; 14] = [
+    1.0 / 6_227_020_800.0,
+    1.0 / 479_001_600.0,
+    1.0 / 39_916_800.0,
+    1.0 / 3_628_800.0,
+    1.0 / 362_880.0,
+    1.0 / 40_320.0,
+    1.0 / 5_040.0,
+    1.0 / 720.0,
+    1.0 / 120.0,
+    1.0 / 24.0,
+    1.0 / 6.0,
+    0.5,
+    1.0,
+    1.0,
+];
+
+/// [`exp`] of every lane of a block, bit-identical to it per lane.
+///
+/// The Horner steps run as a loop whose body advances every lane, so a
+/// block of 32 keeps 8 AVX2 registers' dependency chains in flight. Fully
+/// unrolled (a constant trip count), the compiler schedules the chains one
+/// after another and each waits on its own latency: 2.0 against 1.2 ns per
+/// value on the AVX2 EPYC (BENCHMARKS.md); `black_box` on the coefficient
+/// slice keeps the loop.
+///
+/// ```
+/// let mut b = [0.7, -1.2];
+/// nnqft_core::fastmath::exp_block(&mut b);
+/// assert_eq!(b, [nnqft_core::fastmath::exp(0.7), nnqft_core::fastmath::exp(-1.2)]);
+/// ```
+#[inline(always)]
+pub fn exp_block<const L: usize>(x: &mut [f64; L]) {
+    let mut t = [0.0; L];
+    let mut r = [0.0; L];
+    let mut p = [EXP_TAYLOR[0]; L];
+    for l in 0..L {
+        let xc = x[l].clamp(-708.0, 709.0);
+        t[l] = xc * LOG2E + ROUND;
+        let n = t[l] - ROUND;
+        r[l] = (xc - n * LN2_HI) - n * LN2_LO;
+    }
+    for &c in std::hint::black_box(&EXP_TAYLOR[1..]) {
+        for l in 0..L {
+            p[l] = p[l] * r[l] + c;
+        }
+    }
+    for l in 0..L {
+        // 2^n from the low bits of t, which hold n (two's complement) after the ROUND shift
+        let ni = t[l].to_bits().wrapping_sub(ROUND.to_bits());
+        x[l] = p[l] * f64::from_bits(ni.wrapping_add(1023) << 52);
+    }
 }
 
 /// `tanh(z)`.
@@ -59,8 +95,66 @@ pub fn exp(x: f64) -> f64 {
 /// ```
 #[inline(always)]
 pub fn tanh(z: f64) -> f64 {
-    let t = exp(-2.0 * z.abs());
-    ((1.0 - t) / (1.0 + t)).copysign(z)
+    let mut b = [z];
+    tanh_block(&mut b);
+    b[0]
+}
+
+/// [`tanh`] of every lane of a block, bit-identical to it per lane (its
+/// exponentials as [`exp_block`]).
+#[inline(always)]
+pub fn tanh_block<const L: usize>(z: &mut [f64; L]) {
+    let mut t = [0.0; L];
+    for l in 0..L {
+        t[l] = -2.0 * z[l].abs();
+    }
+    exp_block(&mut t);
+    for l in 0..L {
+        z[l] = ((1.0 - t[l]) / (1.0 + t[l])).copysign(z[l]);
+    }
+}
+
+/// A function applied lane by lane to a block of `L` values, each lane's
+/// bits independent of the others (the sampler's activation passes).
+pub trait Block<const L: usize> {
+    /// `x[l] = f(x[l])` for every lane.
+    fn eval_block(&self, x: &mut [f64; L]);
+}
+
+/// [`exp`] as a [`Block`].
+///
+/// ```
+/// use nnqft_core::fastmath::{Block, Exp, exp};
+/// let mut b = [0.5; 4];
+/// Exp.eval_block(&mut b);
+/// assert_eq!(b[3], exp(0.5));
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct Exp;
+
+impl<const L: usize> Block<L> for Exp {
+    #[inline(always)]
+    fn eval_block(&self, x: &mut [f64; L]) {
+        exp_block(x)
+    }
+}
+
+/// [`tanh`] as a [`Block`].
+#[derive(Clone, Copy, Debug)]
+pub struct Tanh;
+
+impl<const L: usize> Block<L> for Tanh {
+    #[inline(always)]
+    fn eval_block(&self, x: &mut [f64; L]) {
+        tanh_block(x)
+    }
+}
+
+impl<const L: usize> Block<L> for Erf {
+    #[inline(always)]
+    fn eval_block(&self, x: &mut [f64; L]) {
+        Erf::eval_block(self, x)
+    }
 }
 
 /// Intervals of `erf`'s table per unit of `|x|`, and the table's end.

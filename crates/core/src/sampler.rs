@@ -1,6 +1,6 @@
 //! Drawing networks from the ensemble and evaluating them at the inputs.
 
-use crate::fastmath::{self, Erf};
+use crate::fastmath::{self, Block, Erf};
 use crate::normal::NormalStream;
 use crate::{Activation, ArchSpec};
 use rand::Rng;
@@ -103,6 +103,8 @@ pub struct NetSampler {
 const LANES: usize = 8;
 /// Lanes of erf's blocks ([`Erf::eval_block`]).
 const ERF_LANES: usize = 16;
+/// Lanes of exp's and tanh's blocks ([`fastmath::exp_block`]).
+const ACT_LANES: usize = 32;
 
 impl NetSampler {
     /// A sampler for `arch` at hidden width `width` (>= 1).
@@ -189,11 +191,10 @@ impl NetSampler {
         let per = self.normals_per_net();
         let batch = (NORMALS_PER_CALL / per).clamp(1, nets.max(1));
         let mut buf = vec![0.0; batch * per];
-        // nets per activation pass: erf goes over all the batch's nets in
-        // 16-lane blocks (at N = 10 one net's 60 values would leave 12 to the
-        // scalar tail); gauss and tanh measured no gain from this
-        // (BENCHMARKS.md) and go net by net. The same bits either way.
-        let group = if self.act == Activation::Erf { batch } else { 1 };
+        // nets per activation pass: all the batch's nets, so that small
+        // nets fill whole blocks (at N = 10 one net has 60 values). The same
+        // bits either way.
+        let group = batch;
         let mut zs = std::mem::take(&mut self.z);
         zs.resize(group * self.k() * self.n, 0.0);
         let mut done = 0;
@@ -368,23 +369,16 @@ impl NetSampler {
 }
 
 /// The activation over a row of pre-activations, value by value (the bits
-/// of each value do not depend on the block it falls in), in the blocks
-/// that vectorise: 8 lanes for exp and tanh, 16 for erf (more table loads
-/// in flight: erf 3.4 vs 4.1 ns per value on the AVX2 EPYC, BENCHMARKS.md).
+/// of each value do not depend on the block it falls in), in blocks of
+/// [`ACT_LANES`] for exp and tanh and [`ERF_LANES`] for erf: enough
+/// independent lanes to keep the vector units busy (BENCHMARKS.md).
 #[inline(always)]
 pub(crate) fn activate_row(act: Activation, e: Erf, z: &mut [f64]) {
     match act {
         Activation::Relu => z.iter_mut().for_each(|v| *v = v.max(0.0)),
-        Activation::Gauss => map_blocks(z, fastmath::exp),
-        Activation::Tanh => map_blocks(z, fastmath::tanh),
-        Activation::Erf => {
-            let mut chunks = z.chunks_exact_mut(ERF_LANES);
-            for c in &mut chunks {
-                let block: &mut [f64; ERF_LANES] = c.try_into().expect("ERF_LANES-sized chunk");
-                e.eval_block(block);
-            }
-            chunks.into_remainder().iter_mut().for_each(|v| *v = e.eval(*v));
-        }
+        Activation::Gauss => map_blocks::<ACT_LANES>(z, fastmath::Exp),
+        Activation::Tanh => map_blocks::<ACT_LANES>(z, fastmath::Tanh),
+        Activation::Erf => map_blocks::<ERF_LANES>(z, e),
     }
 }
 
@@ -396,20 +390,26 @@ fn push_net(cols: &mut [Vec<f32>], out: &[f64]) {
     }
 }
 
-/// `v = f(v)` over `LANES`-wide blocks (so branch-free `f` vectorises), then the tail.
+/// `f` over `L`-wide blocks of `v`, the rest in blocks of [`LANES`] and
+/// the last few values in one zero-padded block of [`LANES`] (each lane's
+/// bits do not depend on its neighbours). Short rows (the deep sampler's
+/// at width 8) thus pay for at most `LANES - 1` padding values.
 #[inline(always)]
-fn map_blocks(v: &mut [f64], f: impl Fn(f64) -> f64) {
-    let mut chunks = v.chunks_exact_mut(LANES);
+fn map_blocks<const L: usize>(v: &mut [f64], f: impl Block<L> + Block<LANES>) {
+    let mut chunks = v.chunks_exact_mut(L);
     for c in &mut chunks {
-        let mut lanes = [0.0; LANES];
-        lanes.copy_from_slice(c);
-        for x in lanes.iter_mut() {
-            *x = f(*x);
-        }
-        c.copy_from_slice(&lanes);
+        Block::<L>::eval_block(&f, c.try_into().expect("L-sized chunk"));
     }
-    for x in chunks.into_remainder() {
-        *x = f(*x);
+    let mut chunks = chunks.into_remainder().chunks_exact_mut(LANES);
+    for c in &mut chunks {
+        Block::<LANES>::eval_block(&f, c.try_into().expect("LANES-sized chunk"));
+    }
+    let tail = chunks.into_remainder();
+    if !tail.is_empty() {
+        let mut block = [0.0; LANES];
+        block[..tail.len()].copy_from_slice(tail);
+        Block::<LANES>::eval_block(&f, &mut block);
+        tail.copy_from_slice(&block[..tail.len()]);
     }
 }
 

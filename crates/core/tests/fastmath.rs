@@ -2,7 +2,7 @@
 //! points over the whole real line, with the bounds documented in
 //! `core/src/fastmath.rs` (the issue asks for erf within 1e-7 absolute).
 
-use nnqft_core::fastmath::{Erf, exp, tanh};
+use nnqft_core::fastmath::{Block, Erf, Exp, Tanh, exp, tanh};
 
 /// Dense grid on [-lo, hi] plus pseudo-random points with heavy tails.
 fn points(range: f64) -> Vec<f64> {
@@ -86,6 +86,28 @@ fn erf_block_equals_scalar() {
             assert_eq!(e.eval(*x).to_bits(), y.to_bits(), "x = {x}");
         }
     }
+}
+
+/// exp and tanh in the sampler's blocks (32 lanes, and an odd 13) give the
+/// scalar functions' bits lane by lane, NaN and infinities included.
+#[test]
+fn exp_and_tanh_blocks_equal_scalar() {
+    fn check<const L: usize>(f: impl Block<L>, scalar: fn(f64) -> f64, range: f64) {
+        let mut xs = points(range);
+        xs.extend([f64::NAN, -f64::NAN, 709.5, -708.5, 1e-310]);
+        for c in xs.chunks(L) {
+            let mut b = [0.25; L];
+            b[..c.len()].copy_from_slice(c);
+            f.eval_block(&mut b);
+            for (x, y) in c.iter().zip(&b) {
+                assert_eq!(scalar(*x).to_bits(), y.to_bits(), "x = {x}");
+            }
+        }
+    }
+    check::<32>(Exp, exp, 750.0);
+    check::<13>(Exp, exp, 750.0);
+    check::<32>(Tanh, tanh, 30.0);
+    check::<13>(Tanh, tanh, 30.0);
 }
 
 /// erf is exactly odd and vanishes at 0 (SAMPLER_VERSION 3; before, erf(0)
