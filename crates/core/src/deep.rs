@@ -380,13 +380,13 @@ impl DeepSampler {
     /// mean `mu_b + (mu_w / n_{l-1}) sum_j h_j(x_a)` of its conditional law
     /// (layer 1: [`ArchSpec::pre_mean`]; the output layer: `mu_w_out`, `mu_b_out`).
     pub fn sample_net(&mut self, normals: &mut NormalStream, out: &mut [f64]) {
-        self.sample_net_inline(normals, out);
+        self.sample_net_inline(Isa::Generic, normals, out);
     }
 
     /// [`Self::sample_net`], inlined into the instruction-set paths of
-    /// [`Self::sample_part_with`].
+    /// [`Self::sample_part_with`] (`isa` names the path, for the activation's blocks).
     #[inline(always)]
-    fn sample_net_inline(&mut self, normals: &mut NormalStream, out: &mut [f64]) {
+    fn sample_net_inline(&mut self, isa: Isa, normals: &mut NormalStream, out: &mut [f64]) {
         let (k, stride) = (self.k, self.stride);
         for l in 0..=self.layers {
             let units = if l == self.layers { self.d_out } else { self.widths[l] };
@@ -431,7 +431,7 @@ impl DeepSampler {
                 // the activation over each input's row of units at once
                 // (the same bits as value by value, in vectorising blocks)
                 for a in 0..k {
-                    crate::sampler::activate_row(self.act, self.erf, &mut self.h[a * stride..a * stride + units]);
+                    crate::sampler::activate_row(self.act, self.erf, isa, &mut self.h[a * stride..a * stride + units]);
                 }
             }
         }
@@ -468,24 +468,24 @@ impl DeepSampler {
             // SAFETY: the CPU supports AVX2 (with_isa asserted it); the AVX-512
             // CPUs run the AVX2 path, as the normal generator does.
             Isa::Avx2 | Isa::Avx512 => unsafe { self.sample_part_avx2(&mut normals, nets) },
-            _ => self.sample_part_generic(&mut normals, nets),
+            _ => self.sample_part_generic(Isa::Generic, &mut normals, nets),
         }
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     unsafe fn sample_part_avx2(&mut self, normals: &mut NormalStream, nets: usize) -> Vec<Vec<f32>> {
-        self.sample_part_generic(normals, nets)
+        self.sample_part_generic(Isa::Avx2, normals, nets)
     }
 
     #[inline(always)]
-    fn sample_part_generic(&mut self, normals: &mut NormalStream, nets: usize) -> Vec<Vec<f32>> {
+    fn sample_part_generic(&mut self, isa: Isa, normals: &mut NormalStream, nets: usize) -> Vec<Vec<f32>> {
         let (k, per) = (self.k, self.outputs_per_net());
         let mut cols: Vec<Vec<f32>> = (0..per).map(|_| Vec::with_capacity(nets)).collect();
         let mut out = vec![0.0; per];
         let order: Vec<usize> = (self.layers * k..per).chain(0..self.layers * k).collect();
         for _ in 0..nets {
-            self.sample_net_inline(normals, &mut out);
+            self.sample_net_inline(isa, normals, &mut out);
             for (c, &src) in cols.iter_mut().zip(&order) {
                 c.push(out[src] as f32);
             }

@@ -166,24 +166,26 @@ impl NetSampler {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: the CPU supports AVX2 (with_isa asserted it).
             Isa::Avx2 => unsafe { self.sample_into_avx2(rng, nets, cols) },
-            _ => self.sample_into_generic(rng, nets, cols),
+            _ => self.sample_into_generic(Isa::Generic, rng, nets, cols),
         }
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
     unsafe fn sample_into_avx512(&mut self, rng: &mut NormalStream, nets: usize, cols: &mut [Vec<f32>]) {
-        self.sample_into_generic(rng, nets, cols);
+        self.sample_into_generic(Isa::Avx512, rng, nets, cols);
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     unsafe fn sample_into_avx2(&mut self, rng: &mut NormalStream, nets: usize, cols: &mut [Vec<f32>]) {
-        self.sample_into_generic(rng, nets, cols);
+        self.sample_into_generic(Isa::Avx2, rng, nets, cols);
     }
 
+    /// The sampling loop, inlined into each instruction set's function
+    /// (`isa` names it, for the activation's blocks).
     #[inline(always)]
-    fn sample_into_generic(&mut self, rng: &mut NormalStream, nets: usize, cols: &mut [Vec<f32>]) {
+    fn sample_into_generic(&mut self, isa: Isa, rng: &mut NormalStream, nets: usize, cols: &mut [Vec<f32>]) {
         let mut out = vec![0.0; self.outputs_per_net()];
         // the normals of several nets per call (the same sequence: fill does
         // not depend on how calls split it), so small nets do not pay a
@@ -191,12 +193,11 @@ impl NetSampler {
         let per = self.normals_per_net();
         let batch = (NORMALS_PER_CALL / per).clamp(1, nets.max(1));
         let mut buf = vec![0.0; batch * per];
-        // nets per activation pass: all the batch's nets, so that small
-        // nets fill whole blocks (at N = 10 one net has 60 values). The same
-        // bits either way.
-        let group = batch;
+        // one activation pass over all the batch's nets, so that small nets
+        // fill whole blocks (at N = 10 one net has 60 values); the same bits
+        // as net by net
         let mut zs = std::mem::take(&mut self.z);
-        zs.resize(group * self.k() * self.n, 0.0);
+        zs.resize(batch * self.k() * self.n, 0.0);
         let mut done = 0;
         while done < nets {
             let m = batch.min(nets - done);
@@ -208,9 +209,7 @@ impl NetSampler {
                     push_net(cols, &out);
                 }
             } else {
-                for normals in buf.chunks(group * per) {
-                    self.evaluate_unfused(normals, &mut zs, &mut out, |o| push_net(cols, o));
-                }
+                self.evaluate_unfused(isa, buf, &mut zs, &mut out, |o| push_net(cols, o));
             }
             done += m;
         }
@@ -227,7 +226,7 @@ impl NetSampler {
             return;
         }
         let mut z = std::mem::take(&mut self.z);
-        self.evaluate_unfused(normals, &mut z, out, |_| {});
+        self.evaluate_unfused(Isa::Generic, normals, &mut z, out, |_| {});
         self.z = z;
     }
 
@@ -299,13 +298,13 @@ impl NetSampler {
     /// pass over them, then each net's output dot products and mean terms
     /// into `out`, handed to `emit` net by net.
     #[inline(always)]
-    fn evaluate_unfused(&self, normals: &[f64], zs: &mut [f64], out: &mut [f64], mut emit: impl FnMut(&[f64])) {
+    fn evaluate_unfused(&self, isa: Isa, normals: &[f64], zs: &mut [f64], out: &mut [f64], mut emit: impl FnMut(&[f64])) {
         let (per, kn) = (self.normals_per_net(), self.k() * self.n);
         let zs = &mut zs[..normals.len() / per * kn];
         for (net, z) in normals.chunks_exact(per).zip(zs.chunks_exact_mut(kn)) {
             self.pre_activations(net, z);
         }
-        activate_row(self.act, self.erf, zs);
+        activate_row(self.act, self.erf, isa, zs);
         for (net, z) in normals.chunks_exact(per).zip(zs.chunks_exact(kn)) {
             self.outputs(net, z, out);
             emit(out);
@@ -371,14 +370,25 @@ impl NetSampler {
 /// The activation over a row of pre-activations, value by value (the bits
 /// of each value do not depend on the block it falls in), in blocks of
 /// [`ACT_LANES`] for exp and tanh and [`ERF_LANES`] for erf: enough
-/// independent lanes to keep the vector units busy (BENCHMARKS.md).
+/// independent lanes to keep the vector units busy (BENCHMARKS.md). erf's
+/// blocks load their table coefficients without gathers when `isa` is not
+/// [`Isa::Generic`] ([`fastmath::ErfAvx2`]).
 #[inline(always)]
-pub(crate) fn activate_row(act: Activation, e: Erf, z: &mut [f64]) {
+pub(crate) fn activate_row(act: Activation, e: Erf, isa: Isa, z: &mut [f64]) {
     match act {
         Activation::Relu => z.iter_mut().for_each(|v| *v = v.max(0.0)),
         Activation::Gauss => map_blocks::<ACT_LANES>(z, fastmath::Exp),
         Activation::Tanh => map_blocks::<ACT_LANES>(z, fastmath::Tanh),
-        Activation::Erf => map_blocks::<ERF_LANES>(z, e),
+        Activation::Erf => {
+            #[cfg(target_arch = "x86_64")]
+            if isa != Isa::Generic {
+                if let Some(e) = fastmath::ErfAvx2::new(e) {
+                    return map_blocks::<ERF_LANES>(z, e);
+                }
+            }
+            let _ = isa;
+            map_blocks::<ERF_LANES>(z, e)
+        }
     }
 }
 

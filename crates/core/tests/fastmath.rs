@@ -88,6 +88,33 @@ fn erf_block_equals_scalar() {
     }
 }
 
+/// The AVX2 form of erf's 16-lane blocks (contiguous loads and shuffles in
+/// place of gathers) gives the scalar bits, at every piece boundary, 0, -0,
+/// 6, infinities and NaN.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn erf_avx2_block_equals_scalar() {
+    let e = Erf::new();
+    let Some(e2) = nnqft_core::fastmath::ErfAvx2::new(e) else {
+        eprintln!("no AVX2 on this CPU: nothing to compare");
+        return;
+    };
+    let mut xs = points(8.0);
+    for i in 0..=400 {
+        let b = i as f64 / 64.0;
+        xs.extend([b, -b, b.next_up(), b.next_down(), -b.next_down()]);
+    }
+    xs.extend([f64::NAN, -f64::NAN, 1e-310, -1e-310]);
+    for c in xs.chunks(16) {
+        let mut b = [0.5; 16];
+        b[..c.len()].copy_from_slice(c);
+        e2.eval_block(&mut b);
+        for (x, y) in c.iter().zip(&b) {
+            assert_eq!(e.eval(*x).to_bits(), y.to_bits(), "x = {x}");
+        }
+    }
+}
+
 /// exp and tanh in the sampler's blocks (32 lanes, and an odd 13) give the
 /// scalar functions' bits lane by lane, NaN and infinities included.
 #[test]
