@@ -3,7 +3,8 @@
 //! ziggurat), of the version-1 and version-2 samplers (the baselines the
 //! speed-ups are measured against, in this process), of a batched numpy
 //! sampler (`bench/numpy_sampler.py`, one thread, run in the same benchmark),
-//! and of the moments reduction, at 1 and 2 threads; then the peak RSS of
+//! of the deep sampler (3 hidden layers), and of the moments reduction, at 1
+//! and 2 threads; then the peak RSS of
 //! `nnqft-sample` at 10^6 and 3 x 10^6 nets per bag. Prints a table and
 //! writes `data/bench/bench.parquet`.
 
@@ -14,6 +15,7 @@ use anyhow::Result;
 use nnqft_core::normal::NormalStream;
 use nnqft_core::rng::StreamKey;
 use nnqft_core::tuples::ProductTree;
+use nnqft_core::deep::DeepSampler;
 use nnqft_core::{Activation, ArchSpec, NetSampler};
 use nnqft_store::tables::Table;
 use rand_distr::{Distribution, StandardNormal};
@@ -38,6 +40,9 @@ struct Args {
     /// Widths to benchmark the sampler at.
     #[arg(long, value_delimiter = ',', default_value = "10,100,1000")]
     widths: Vec<usize>,
+    /// Widths to benchmark the deep sampler at (3 hidden layers).
+    #[arg(long, value_delimiter = ',', default_value = "10,100")]
+    deep_widths: Vec<usize>,
 }
 
 /// Runs `work(threads)` (which returns the units it processed) until
@@ -215,6 +220,35 @@ fn run(args: &Args) -> Result<()> {
                 println!("{:<10} {:<6} {:>6} {:>7} {:>10.0} n/s {:>10.2} {:>9.2} {:>8.2} {:>8.2}", "sample", act.name(), width, threads, r, ratio, vs_np, vs_v1, vs_v2);
                 rows.push(Row { ratio_to_rng: ratio, ratio_to_numpy: vs_np, ratio_to_v1: vs_v1, ratio_to_v2: vs_v2, ..Row::new("sample", act.name(), width, threads, r, "nets/s") });
             }
+        }
+    }
+    // The deep sampler: 3 hidden layers of one width, d_in = 1, 6 inputs, one
+    // thread; "vs rng" against v3's generator drawing its k (3 N + 1) normals.
+    for &width in &args.deep_widths {
+        let normals_per_net = 6 * (3 * width + 1);
+        let batch = (100_000 / width).max(20);
+        let bound = rate(secs, 1, &|| {
+            let mut normals = NormalStream::new(&mut StreamKey { seed: 1, arch: "bench", width, bag: 0, part: 0 }.stream());
+            let mut buf = vec![0.0f64; normals_per_net];
+            for _ in 0..batch {
+                normals.fill(&mut buf);
+                black_box(&buf);
+            }
+            batch as u64
+        });
+        println!("{:<10} {:<6} {:>6} {:>7} {:>10.0} n/s {:>10}", "rng-deep", "-", width, 1, bound, "1.00");
+        rows.push(Row { ratio_to_rng: 1.0, ..Row::new("rng_only_deep", "-", width, 1, bound, "nets/s") });
+        for act in Activation::ALL {
+            let mut arch = ArchSpec::single(act.name(), act, 1.0, 1.0, inputs6());
+            arch.hidden_layers = 3;
+            let r = rate(secs, 1, &|| {
+                let mut s = DeepSampler::new(&arch, width);
+                let mut rng = StreamKey { seed: 1, arch: act.name(), width, bag: 0, part: 0 }.stream();
+                black_box(s.sample_part(&mut rng, batch));
+                batch as u64
+            });
+            println!("{:<10} {:<6} {:>6} {:>7} {:>10.0} n/s {:>10.2}", "sample-L3", act.name(), width, 1, r, r / bound);
+            rows.push(Row { ratio_to_rng: r / bound, ..Row::new("sample_deep_l3", act.name(), width, 1, r, "nets/s") });
         }
     }
     // The moments reduction: one part of 65536 nets x 6 inputs, orders 2, 4, 6.
