@@ -27,27 +27,30 @@ const ROUND: f64 = 6_755_399_441_055_744.0;
 /// ```
 #[inline(always)]
 pub fn exp(x: f64) -> f64 {
-    // straight-line: as a one-lane exp_block its Horner loop costs scalar
-    // callers (the v2 baseline, the normal generator's wedge test) 2-3x
+    let (t, r) = exp_reduce(x);
+    // a constant trip count: unrolled to straight-line code (as a one-lane
+    // exp_block, whose loop is kept, it costs scalar callers 2-3x)
+    let mut p = EXP_TAYLOR[0];
+    for &c in &EXP_TAYLOR[1..] {
+        p = p * r + c;
+    }
+    exp_scale(t, p)
+}
+
+/// `exp`'s range reduction: `t` (holding `n = round(x / ln 2)` in its low
+/// bits) and `r = x - n ln 2`, `|r| <= ln2 / 2`.
+#[inline(always)]
+fn exp_reduce(x: f64) -> (f64, f64) {
     let x = x.clamp(-708.0, 709.0);
     let t = x * LOG2E + ROUND;
     let n = t - ROUND;
-    let r = (x - n * LN2_HI) - n * LN2_LO;
-    let mut p = EXP_TAYLOR[0];
-    p = p * r + EXP_TAYLOR[1];
-    p = p * r + EXP_TAYLOR[2];
-    p = p * r + EXP_TAYLOR[3];
-    p = p * r + EXP_TAYLOR[4];
-    p = p * r + EXP_TAYLOR[5];
-    p = p * r + EXP_TAYLOR[6];
-    p = p * r + EXP_TAYLOR[7];
-    p = p * r + EXP_TAYLOR[8];
-    p = p * r + EXP_TAYLOR[9];
-    p = p * r + EXP_TAYLOR[10];
-    p = p * r + EXP_TAYLOR[11];
-    p = p * r + EXP_TAYLOR[12];
-    p = p * r + EXP_TAYLOR[13];
-    // 2^n from the low bits of t, which hold n (two's complement) after the ROUND shift
+    (t, (x - n * LN2_HI) - n * LN2_LO)
+}
+
+/// `p * 2^n`, with 2^n from the low bits of `t`, which hold n (two's
+/// complement) after the ROUND shift.
+#[inline(always)]
+fn exp_scale(t: f64, p: f64) -> f64 {
     let ni = t.to_bits().wrapping_sub(ROUND.to_bits());
     p * f64::from_bits(ni.wrapping_add(1023) << 52)
 }
@@ -92,10 +95,7 @@ pub fn exp_block<const L: usize>(x: &mut [f64; L]) {
     let mut r = [0.0; L];
     let mut p = [EXP_TAYLOR[0]; L];
     for l in 0..L {
-        let xc = x[l].clamp(-708.0, 709.0);
-        t[l] = xc * LOG2E + ROUND;
-        let n = t[l] - ROUND;
-        r[l] = (xc - n * LN2_HI) - n * LN2_LO;
+        (t[l], r[l]) = exp_reduce(x[l]);
     }
     for &c in std::hint::black_box(&EXP_TAYLOR[1..]) {
         for l in 0..L {
@@ -103,9 +103,7 @@ pub fn exp_block<const L: usize>(x: &mut [f64; L]) {
         }
     }
     for l in 0..L {
-        // 2^n from the low bits of t, which hold n (two's complement) after the ROUND shift
-        let ni = t[l].to_bits().wrapping_sub(ROUND.to_bits());
-        x[l] = p[l] * f64::from_bits(ni.wrapping_add(1023) << 52);
+        x[l] = exp_scale(t[l], p[l]);
     }
 }
 
