@@ -1,0 +1,145 @@
+//! The samples of SAMPLER_VERSION 3 and DEEP_SAMPLER_VERSION 3, pinned.
+//!
+//! The version numbers enter every config hash, so data drawn by one
+//! version are never mixed with another's. That promise holds only if code
+//! that keeps the version keeps every bit: a faster generator or activation
+//! must reproduce the samples exactly, or bump the version. These tests
+//! hash (FNV-1a over the bit patterns) samples that reach every branch of
+//! the generator (about 15,000 wedge tests and 270 tail draws among the
+//! normals) and of the samplers (4 activations, remainders in every
+//! blocked loop, d_in = 2, means, two outputs, deep nets), on every
+//! instruction set this CPU has, and compare them with the values recorded
+//! when the versions were set.
+//!
+//! If one of these fails after a change, the change altered the samples:
+//! undo it, or bump the version (`sampler.rs`, `deep.rs`), add a migration
+//! note to the README and record the new values here (`print_the_hashes`).
+
+use nnqft_core::deep::DeepSampler;
+use nnqft_core::normal::NormalStream;
+use nnqft_core::rng::StreamKey;
+use nnqft_core::sampler::Isa;
+use nnqft_core::{Activation, ArchSpec, NetSampler};
+
+/// FNV-1a (64 bit) over a sequence of words.
+fn fnv(words: impl IntoIterator<Item = u64>) -> u64 {
+    words.into_iter().fold(0xcbf2_9ce4_8422_2325, |h, w| (h ^ w).wrapping_mul(0x0100_0000_01b3))
+}
+
+fn cols_hash(cols: &[Vec<f32>]) -> u64 {
+    fnv(cols.iter().flatten().map(|v| v.to_bits() as u64))
+}
+
+fn isas() -> Vec<Isa> {
+    [Isa::Generic, Isa::Avx2, Isa::Avx512].into_iter().filter(|i| i.available()).collect()
+}
+
+fn key(arch: &str, width: usize) -> StreamKey<'_> {
+    StreamKey { seed: 20261205, arch, width, bag: 3, part: 1 }
+}
+
+/// 2^20 normals over 4 streams, drawn in uneven calls.
+fn normals_hash(isa: Isa) -> u64 {
+    let mut words = Vec::with_capacity(1 << 20);
+    for part in 0..4 {
+        let mut s = NormalStream::with_isa(&mut StreamKey { part, ..key("normals", 1) }.stream(), isa);
+        let mut buf = vec![0.0; 1 << 18];
+        let (a, b) = buf.split_at_mut(1000 + 7 * part as usize);
+        s.fill(a);
+        s.fill(b);
+        words.extend(buf.iter().map(|z| z.to_bits()));
+    }
+    fnv(words)
+}
+
+fn single_archs() -> Vec<ArchSpec> {
+    let mut out = Vec::new();
+    for act in Activation::ALL {
+        out.push(ArchSpec::single(act.name(), act, 1.3, 0.4, vec![vec![-1.0], vec![-0.2], vec![0.0], vec![0.7], vec![2.5], vec![4.0]]));
+        let mut a = ArchSpec::single(act.name(), act, 0.9, 0.8, vec![vec![0.3, -1.1], vec![1.5, 0.2], vec![-0.4, 0.0]]);
+        a.d_in = 2;
+        (a.mu_w, a.mu_b, a.mu_w_out, a.mu_b_out, a.d_out) = (0.5, -0.2, 0.7, 0.1, 2);
+        out.push(a);
+    }
+    out
+}
+
+fn single_hash(isa: Isa) -> u64 {
+    let mut hashes = Vec::new();
+    for arch in single_archs() {
+        for width in [1usize, 10, 33, 100] {
+            hashes.push(cols_hash(&NetSampler::new(&arch, width).sample_part_with(isa, &mut key(&arch.name, width).stream(), 500)));
+        }
+    }
+    fnv(hashes)
+}
+
+fn deep_hash(isa: Isa) -> u64 {
+    let mut hashes = Vec::new();
+    for arch in single_archs() {
+        for (layers, width) in [(2usize, 5usize), (3, 16)] {
+            let mut a = arch.clone();
+            a.hidden_layers = layers;
+            hashes.push(cols_hash(&DeepSampler::new(&a, width).sample_part_with(isa, &mut key(&a.name, width).stream(), 200)));
+        }
+    }
+    fnv(hashes)
+}
+
+const NORMALS: u64 = 0x8b6c6c3c04346212;
+const SINGLE: u64 = 0xd0053c36803a4257;
+const DEEP: u64 = 0xdb2fd6872ea7b36f;
+
+#[test]
+fn normals_are_the_pinned_bits() {
+    for isa in isas() {
+        assert_eq!(normals_hash(isa), NORMALS, "{isa:?}: the normals differ from SAMPLER_VERSION 3's");
+    }
+}
+
+#[test]
+fn single_layer_samples_are_the_pinned_bits() {
+    for isa in isas() {
+        assert_eq!(single_hash(isa), SINGLE, "{isa:?}: the single-layer samples differ from SAMPLER_VERSION 3's");
+    }
+}
+
+#[test]
+fn deep_samples_are_the_pinned_bits() {
+    for isa in isas() {
+        assert_eq!(deep_hash(isa), DEEP, "{isa:?}: the deep samples differ from DEEP_SAMPLER_VERSION 3's");
+    }
+}
+
+/// The hashes see a change: another seed, or one normal in 2^20 changed in its last bit.
+#[test]
+fn the_pins_see_a_one_bit_change() {
+    let a = normals_hash(Isa::Generic);
+    let mut words: Vec<u64> = Vec::new();
+    for part in 0..4 {
+        let mut s = NormalStream::with_isa(&mut StreamKey { part, ..key("normals", 1) }.stream(), Isa::Generic);
+        let mut buf = vec![0.0; 1 << 18];
+        s.fill(&mut buf);
+        words.extend(buf.iter().map(|z| z.to_bits()));
+    }
+    assert_eq!(fnv(words.iter().copied()), a, "drawing in one call gives the same normals");
+    words[123_456] ^= 1;
+    assert_ne!(fnv(words), a);
+    let other = {
+        let mut s = NormalStream::with_isa(&mut StreamKey { seed: 1, ..key("normals", 1) }.stream(), Isa::Generic);
+        let mut buf = vec![0.0; 1 << 10];
+        s.fill(&mut buf);
+        fnv(buf.iter().map(|z| z.to_bits()))
+    };
+    assert_ne!(other, a);
+}
+
+/// The values to record after a version bump:
+/// `cargo test --release -p nnqft-core --test pinned_bits -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn print_the_hashes() {
+    for isa in isas() {
+        eprintln!("{isa:?} {:#018x} {:#018x} {:#018x}", normals_hash(isa), single_hash(isa), deep_hash(isa));
+    }
+}
