@@ -323,6 +323,10 @@ pub struct DeepSampler {
     h: Vec<f64>,
     /// The normals of one layer: k per unit.
     xi: Vec<f64>,
+    /// The same, input-major: `xt[m * units + i] = xi[i * k + m]`.
+    xt: Vec<f64>,
+    /// One input's pre-activations over the layer's units.
+    z: Vec<f64>,
 }
 
 impl DeepSampler {
@@ -361,6 +365,8 @@ impl DeepSampler {
             chol: vec![0.0; k * k],
             h: vec![0.0; k * stride],
             xi: vec![0.0; k * stride.max(arch.d_out)],
+            xt: vec![0.0; k * stride.max(arch.d_out)],
+            z: vec![0.0; stride.max(arch.d_out)],
         }
     }
 
@@ -408,23 +414,36 @@ impl DeepSampler {
             // as a call per unit: fill does not depend on how calls split it)
             let xis = &mut self.xi[..units * k];
             normals.fill(xis);
+            // z_a of unit i = sum_{m <= a} chol_am xi_im, added in m order
+            // from -0.0 (where `.sum()` starts: the bits of the per-unit
+            // sums this replaced), for all the units at once: with xi
+            // input-major, each m is one vector pass over the units
+            let xt = &mut self.xt[..units * k];
             for (i, xi) in xis.chunks_exact(k).enumerate() {
-                for a in 0..k {
-                    let row = &chol[a * k..a * k + a + 1];
-                    let mut z: f64 = row.iter().zip(xi).map(|(c, x)| c * x).sum();
-                    if means {
-                        z += self.mean[a];
+                for (m, &x) in xi.iter().enumerate() {
+                    xt[m * units + i] = x;
+                }
+            }
+            let z = &mut self.z[..units];
+            for a in 0..k {
+                z.fill(-0.0);
+                for (m, &c) in chol[a * k..a * k + a + 1].iter().enumerate() {
+                    for (zi, x) in z.iter_mut().zip(&xt[m * units..(m + 1) * units]) {
+                        *zi += c * x;
                     }
-                    if l == self.layers {
-                        out[(l + i) * k + a] = z;
-                    } else {
-                        if i == 0 {
-                            out[l * k + a] = z;
-                        }
-                        // h of the previous layer is no longer needed once its
-                        // gram (and so chol) is built.
-                        self.h[a * stride + i] = z;
+                }
+                if means {
+                    z.iter_mut().for_each(|zi| *zi += self.mean[a]);
+                }
+                if l == self.layers {
+                    for (i, &zi) in z.iter().enumerate() {
+                        out[(l + i) * k + a] = zi;
                     }
+                } else {
+                    out[l * k + a] = z[0];
+                    // h of the previous layer is no longer needed once its
+                    // gram (and so chol) is built.
+                    self.h[a * stride..a * stride + units].copy_from_slice(z);
                 }
             }
             if l < self.layers {
