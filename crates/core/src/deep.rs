@@ -325,7 +325,7 @@ pub struct DeepSampler {
     xi: Vec<f64>,
     /// The same, input-major: `xt[m * units + i] = xi[i * k + m]`.
     xt: Vec<f64>,
-    /// One input's pre-activations over the layer's units.
+    /// One input's outputs over the output units (hidden layers go into `h`).
     z: Vec<f64>,
 }
 
@@ -366,7 +366,7 @@ impl DeepSampler {
             h: vec![0.0; k * stride],
             xi: vec![0.0; k * stride.max(arch.d_out)],
             xt: vec![0.0; k * stride.max(arch.d_out)],
-            z: vec![0.0; stride.max(arch.d_out)],
+            z: vec![0.0; arch.d_out],
         }
     }
 
@@ -424,8 +424,10 @@ impl DeepSampler {
                     xt[m * units + i] = x;
                 }
             }
-            let z = &mut self.z[..units];
             for a in 0..k {
+                // hidden layers straight into h: h of the previous layer is
+                // no longer needed once its gram (and so chol) is built
+                let z = if l == self.layers { &mut self.z[..units] } else { &mut self.h[a * stride..a * stride + units] };
                 z.fill(-0.0);
                 for (m, &c) in chol[a * k..a * k + a + 1].iter().enumerate() {
                     for (zi, x) in z.iter_mut().zip(&xt[m * units..(m + 1) * units]) {
@@ -441,9 +443,6 @@ impl DeepSampler {
                     }
                 } else {
                     out[l * k + a] = z[0];
-                    // h of the previous layer is no longer needed once its
-                    // gram (and so chol) is built.
-                    self.h[a * stride..a * stride + units].copy_from_slice(z);
                 }
             }
             if l < self.layers {

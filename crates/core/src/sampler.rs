@@ -230,6 +230,12 @@ impl NetSampler {
         self.z = z;
     }
 
+    /// Whether the rows are long enough for the barrier of [`reduce_lanes`].
+    #[inline(always)]
+    fn wide(&self) -> bool {
+        self.n >= WIDE
+    }
+
     /// Whether nets go through [`Self::evaluate_fused_relu`].
     #[inline(always)]
     fn fused(&self) -> bool {
@@ -243,7 +249,7 @@ impl NetSampler {
     /// at less memory traffic.
     #[inline(always)]
     fn evaluate_fused_relu(&self, normals: &[f64], out: &mut [f64]) {
-        if self.n >= WIDE {
+        if self.wide() {
             self.evaluate_fused_relu_with::<true>(normals, out)
         } else {
             self.evaluate_fused_relu_with::<false>(normals, out)
@@ -316,7 +322,7 @@ impl NetSampler {
         }
         activate_row(self.act, self.erf, isa, zs);
         for (net, z) in normals.chunks_exact(per).zip(zs.chunks_exact(kn)) {
-            if self.n >= WIDE {
+            if self.wide() {
                 self.outputs::<true>(net, z, out);
             } else {
                 self.outputs::<false>(net, z, out);

@@ -38,18 +38,23 @@ fn key(arch: &str, width: usize) -> StreamKey<'_> {
     StreamKey { seed: 20261205, arch, width, bag: 3, part: 1 }
 }
 
-/// 2^20 normals over 4 streams, drawn in uneven calls.
-fn normals_hash(isa: Isa) -> u64 {
+/// The bits of 2^20 normals over 4 streams, drawn in two uneven calls per
+/// stream (`split`) or in one.
+fn normal_words(isa: Isa, split: bool) -> Vec<u64> {
     let mut words = Vec::with_capacity(1 << 20);
     for part in 0..4 {
         let mut s = NormalStream::with_isa(&mut StreamKey { part, ..key("normals", 1) }.stream(), isa);
         let mut buf = vec![0.0; 1 << 18];
-        let (a, b) = buf.split_at_mut(1000 + 7 * part as usize);
+        let (a, b) = buf.split_at_mut(if split { 1000 + 7 * part as usize } else { 0 });
         s.fill(a);
         s.fill(b);
         words.extend(buf.iter().map(|z| z.to_bits()));
     }
-    fnv(words)
+    words
+}
+
+fn normals_hash(isa: Isa) -> u64 {
+    fnv(normal_words(isa, true))
 }
 
 fn single_archs() -> Vec<ArchSpec> {
@@ -115,13 +120,7 @@ fn deep_samples_are_the_pinned_bits() {
 #[test]
 fn the_pins_see_a_one_bit_change() {
     let a = normals_hash(Isa::Generic);
-    let mut words: Vec<u64> = Vec::new();
-    for part in 0..4 {
-        let mut s = NormalStream::with_isa(&mut StreamKey { part, ..key("normals", 1) }.stream(), Isa::Generic);
-        let mut buf = vec![0.0; 1 << 18];
-        s.fill(&mut buf);
-        words.extend(buf.iter().map(|z| z.to_bits()));
-    }
+    let mut words = normal_words(Isa::Generic, false);
     assert_eq!(fnv(words.iter().copied()), a, "drawing in one call gives the same normals");
     words[123_456] ^= 1;
     assert_ne!(fnv(words), a);
