@@ -208,7 +208,7 @@ impl NetSampler {
             rng.fill(buf);
             if self.fused() {
                 for normals in buf.chunks_exact(per) {
-                    self.evaluate_fused_relu(normals, &mut out);
+                    self.evaluate_fused_relu(isa, normals, &mut out);
                     push_net(cols, &out);
                 }
             } else {
@@ -225,7 +225,7 @@ impl NetSampler {
         // store; the polynomial activations run faster over the long row
         // (measured, BENCHMARKS.md)
         if self.fused() {
-            self.evaluate_fused_relu(normals, out);
+            self.evaluate_fused_relu(Isa::Generic, normals, out);
             return;
         }
         let mut z = std::mem::take(&mut self.z);
@@ -245,41 +245,38 @@ impl NetSampler {
         self.d_out == 1 && self.out_mean.is_none() && self.act == Activation::Relu
     }
 
-    /// One relu output without output means: input by input, each block of
-    /// [`LANES`] units goes from pre-activation to activation to the output's
-    /// partial sums without being stored. The operations and their order are
-    /// those of [`Self::evaluate_unfused`] (same bits, `tests/sampler_isa.rs`),
-    /// at less memory traffic.
+    /// One relu output without output means: each block of [`LANES`] units
+    /// goes from pre-activation to activation to the output's partial sums
+    /// without being stored. The operations and their order are those of
+    /// [`Self::evaluate_unfused`] (same bits, `tests/sampler_isa.rs`, the
+    /// unit test below), at less memory traffic. Long rows take the inputs
+    /// in groups ([`Self::fused_relu_group`]), short ones one by one; the
+    /// barrier of [`reduce_lanes`] applies to long rows, and to short ones
+    /// on AVX-512 (`isa` names the path), where it lets one 8-lane register
+    /// hold the partial sums: 1.03-1.06x at N = 10, 1.1x at N = 20, while
+    /// on AVX2 it costs 1-2 % there.
     #[inline(always)]
-    fn evaluate_fused_relu(&self, normals: &[f64], out: &mut [f64]) {
-        if self.wide() {
-            self.evaluate_fused_relu_with::<true>(normals, out)
-        } else {
-            self.evaluate_fused_relu_with::<false>(normals, out)
-        }
-    }
-
-    /// [`Self::evaluate_fused_relu`], with or without the barrier of [`reduce_lanes`]:
-    /// the inputs in groups of [`FUSED_GROUP`], then one by one.
-    #[inline(always)]
-    fn evaluate_fused_relu_with<const BARRIER: bool>(&self, normals: &[f64], out: &mut [f64]) {
-        if !BARRIER {
-            return self.fused_relu_by_input(normals, out);
+    fn evaluate_fused_relu(&self, isa: Isa, normals: &[f64], out: &mut [f64]) {
+        if !self.wide() {
+            if isa == Isa::Avx512 {
+                return self.fused_relu_by_input::<true>(normals, out);
+            }
+            return self.fused_relu_by_input::<false>(normals, out);
         }
         let mut groups = out.chunks_exact_mut(FUSED_GROUP);
         let mut a = 0;
         for o in &mut groups {
             let o = o.try_into().expect("FUSED_GROUP outputs");
             match self.d {
-                1 => self.fused_relu_group::<BARRIER, FUSED_GROUP, 1>(normals, a, o),
-                2 => self.fused_relu_group::<BARRIER, FUSED_GROUP, 2>(normals, a, o),
-                3 => self.fused_relu_group::<BARRIER, FUSED_GROUP, 3>(normals, a, o),
-                _ => self.fused_relu_group::<BARRIER, FUSED_GROUP, 0>(normals, a, o),
+                1 => self.fused_relu_group::<FUSED_GROUP, 1>(normals, a, o),
+                2 => self.fused_relu_group::<FUSED_GROUP, 2>(normals, a, o),
+                3 => self.fused_relu_group::<FUSED_GROUP, 3>(normals, a, o),
+                _ => self.fused_relu_group::<FUSED_GROUP, 0>(normals, a, o),
             }
             a += FUSED_GROUP;
         }
         for o in groups.into_remainder() {
-            self.fused_relu_group::<BARRIER, 1, 0>(normals, a, std::slice::from_mut(o).try_into().expect("one output"));
+            self.fused_relu_group::<1, 0>(normals, a, std::slice::from_mut(o).try_into().expect("one output"));
             a += 1;
         }
     }
@@ -288,7 +285,7 @@ impl NetSampler {
     /// block or a few leave nothing to overlap, and at N = 10 this form
     /// draws 9.4-9.7M nets/s against 7.2-7.4M as groups of one (AVX-512).
     #[inline(always)]
-    fn fused_relu_by_input(&self, normals: &[f64], out: &mut [f64]) {
+    fn fused_relu_by_input<const BARRIER: bool>(&self, normals: &[f64], out: &mut [f64]) {
         let (d, n) = (self.d, self.n);
         let (w0, rest) = normals.split_at(n * d);
         let (b0, outs) = rest.split_at(n);
@@ -335,7 +332,7 @@ impl NetSampler {
                 }
             }
             let tail = (blocks * LANES..n).map(|i| w1[i] * pre(i).max(0.0)).sum::<f64>();
-            *o = self.sb * b1[0] + self.sw_out * scale * (reduce_lanes::<false>(s) + tail);
+            *o = self.sb * b1[0] + self.sw_out * scale * (reduce_lanes::<BARRIER>(s) + tail);
         }
     }
 
@@ -347,7 +344,7 @@ impl NetSampler {
     /// Per input, the operations and their order are those of
     /// [`Self::evaluate_unfused`].
     #[inline(always)]
-    fn fused_relu_group<const BARRIER: bool, const G: usize, const D: usize>(&self, normals: &[f64], a0: usize, out: &mut [f64; G]) {
+    fn fused_relu_group<const G: usize, const D: usize>(&self, normals: &[f64], a0: usize, out: &mut [f64; G]) {
         let (d, n) = (if D > 0 { D } else { self.d }, self.n);
         let (w0, rest) = normals.split_at(n * d);
         let (b0, outs) = rest.split_at(n);
@@ -391,7 +388,7 @@ impl NetSampler {
         // loop below, which does not, would keep the partial sums in memory
         let mut sums = [0.0; G];
         for g in 0..G {
-            sums[g] = reduce_lanes::<BARRIER>(s[g]);
+            sums[g] = reduce_lanes::<true>(s[g]);
         }
         for (g, (o, sg)) in out.iter_mut().zip(sums).enumerate() {
             let pre = |i: usize| {
@@ -574,8 +571,10 @@ fn dot<const BARRIER: bool>(a: &[f64], b: &[f64]) -> f64 {
 /// accumulates them (the fused relu loop, [`dot`]) with 2-lane vectors
 /// even on AVX2; behind the barrier it uses 4-lane ones. The operations
 /// are the same, so the bits are too. The barrier costs a store and reload,
-/// which only long rows ([`WIDE`] units or more) repay: in isolation the
-/// relu loop takes 0.84 instead of 1.6 us per net at N = 1000.
+/// which on AVX2 only long rows ([`WIDE`] units or more) repay: in
+/// isolation the relu loop takes 0.84 instead of 1.6 us per net at N =
+/// 1000 (AMD). On AVX-512 the fused relu path takes it for short rows too
+/// ([`NetSampler::evaluate_fused_relu`]).
 #[inline(always)]
 fn reduce_lanes<const BARRIER: bool>(s: [f64; LANES]) -> f64 {
     let mut s = if BARRIER { std::hint::black_box(s) } else { s };
@@ -619,7 +618,10 @@ mod tests {
                         for _ in 0..5 {
                             rng.fill(&mut normals);
                             let (mut fused, mut unfused) = (vec![0.0; k], vec![0.0; k]);
-                            s.evaluate_fused_relu(&normals, &mut fused);
+                            s.evaluate_fused_relu(Isa::Generic, &normals, &mut fused);
+                            let mut with_barrier = vec![0.0; k];
+                            s.evaluate_fused_relu(Isa::Avx512, &normals, &mut with_barrier);
+                            assert!(fused.iter().zip(&with_barrier).all(|(a, b)| a.to_bits() == b.to_bits()), "the barrier changed bits");
                             let mut z = vec![0.0; k * width];
                             s.evaluate_unfused(Isa::Generic, &normals, &mut z, &mut unfused, |_| {});
                             for (a, (f, u)) in fused.iter().zip(&unfused).enumerate() {
