@@ -294,16 +294,6 @@ impl NetSampler {
         for (a, (o, scale)) in out.iter_mut().zip(&self.scale).enumerate() {
             let cx = &self.cx[a * d..(a + 1) * d];
             let m = self.pre_mean.as_ref().map(|m| m[a]);
-            let pre = |i: usize| {
-                let mut z = self.sb * b0[i];
-                for (j, c) in cx.iter().enumerate() {
-                    z += c * w0[j * n + i];
-                }
-                if let Some(m) = m {
-                    z += m;
-                }
-                z
-            };
             let mut s = [0.0; LANES];
             for blk in 0..blocks {
                 let i0 = blk * LANES;
@@ -331,7 +321,7 @@ impl NetSampler {
                     s[l] += v[l] * h[l];
                 }
             }
-            let tail = (blocks * LANES..n).map(|i| w1[i] * pre(i).max(0.0)).sum::<f64>();
+            let tail = self.relu_tail(w0, b0, w1, cx, m);
             *o = self.sb * b1[0] + self.sw_out * scale * (reduce_lanes::<BARRIER>(s) + tail);
         }
     }
@@ -355,12 +345,11 @@ impl NetSampler {
         for i0 in (0..n / LANES).map(|blk| blk * LANES) {
             let b: &[f64; LANES] = b0[i0..i0 + LANES].try_into().expect("LANES-sized block");
             let v: &[f64; LANES] = w1[i0..i0 + LANES].try_into().expect("LANES-sized block");
-            let mut h = [[0.0; LANES]; G];
-            for hg in h.iter_mut() {
-                for l in 0..LANES {
-                    hg[l] = self.sb * b[l];
-                }
+            let mut sbb = [0.0; LANES];
+            for l in 0..LANES {
+                sbb[l] = self.sb * b[l];
             }
+            let mut h = [sbb; G];
             for j in 0..d {
                 let w: &[f64; LANES] = w0[j * n + i0..j * n + i0 + LANES].try_into().expect("LANES-sized block");
                 for g in 0..G {
@@ -391,19 +380,29 @@ impl NetSampler {
             sums[g] = reduce_lanes::<true>(s[g]);
         }
         for (g, (o, sg)) in out.iter_mut().zip(sums).enumerate() {
-            let pre = |i: usize| {
-                let mut z = self.sb * b0[i];
-                for (j, c) in cxs[g].iter().enumerate() {
-                    z += c * w0[j * n + i];
-                }
-                if let Some(m) = ms[g] {
-                    z += m;
-                }
-                z
-            };
-            let tail = (n / LANES * LANES..n).map(|i| w1[i] * pre(i).max(0.0)).sum::<f64>();
+            let tail = self.relu_tail(w0, b0, w1, cxs[g], ms[g]);
             *o = self.sb * b1[0] + self.sw_out * self.scale[a0 + g] * (sg + tail);
         }
+    }
+
+    /// `sum_i w1_i relu(z_i)` over the units after the last whole block of
+    /// [`LANES`], one by one, for the input whose scaled coordinates are
+    /// `cx` and hidden mean `m`: the same operations, in the same order,
+    /// as the blocks'.
+    #[inline(always)]
+    fn relu_tail(&self, w0: &[f64], b0: &[f64], w1: &[f64], cx: &[f64], m: Option<f64>) -> f64 {
+        let n = self.n;
+        let pre = |i: usize| {
+            let mut z = self.sb * b0[i];
+            for (j, c) in cx.iter().enumerate() {
+                z += c * w0[j * n + i];
+            }
+            if let Some(m) = m {
+                z += m;
+            }
+            z
+        };
+        (n / LANES * LANES..n).map(|i| w1[i] * pre(i).max(0.0)).sum::<f64>()
     }
 
     /// Every other case, for the nets whose normals lie back to back in
