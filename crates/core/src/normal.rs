@@ -20,7 +20,9 @@
 //! the instruction set (`tests/normal.rs` and `tests/pinned_bits.rs` force
 //! each). AVX-512 holds a step's 8 lanes in one register and fetches the
 //! table entries by two gathers; AVX2 uses two registers and 16-byte loads
-//! (cheaper than gathers on AMD).
+//! (cheaper than gathers on AMD). Both run the fast paths of a batch of
+//! [`BATCH`] normals first and the batch's slow draws after them, in the
+//! same order, so the fast loop has no branch on a miss.
 //!
 //! Streams: [`NormalStream::new`] takes four words of the work unit's stream
 //! ([`crate::rng::StreamKey`]) as lane 0's state; lane j is lane 0 advanced
@@ -48,6 +50,7 @@ use crate::sampler::Isa;
 use crate::ziggurat_tables::{ZIG_NORM_F as F, ZIG_NORM_R as R, ZIG_NORM_X as X};
 use rand::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
+use std::mem::MaybeUninit;
 use std::sync::OnceLock;
 
 /// Generators stepped together (one AVX-512 or two AVX2 registers per state word).
@@ -99,6 +102,77 @@ fn jump(s: &[u64; 4]) -> [u64; 4] {
         }
     }
     acc
+}
+
+/// Normals per batch: a vector path runs the fast paths of a batch's steps
+/// first and its slow draws after them, in step and lane order (the order
+/// in which the step-by-step loop serves them from the spill stream, so the
+/// bits do not change). Without the per-step branch on a miss (one step in
+/// eleven has one, at random) the fast loop does not stall on mispredictions.
+const BATCH: usize = 256;
+
+/// Per 8-bit mask of missed lanes, their indices in ascending order, one
+/// per byte from the lowest.
+const MISS_LANES: [u64; 256] = {
+    let mut t = [0u64; 256];
+    let mut m = 0;
+    while m < 256 {
+        let (mut l, mut n) = (0, 0);
+        while l < 8 {
+            if m & (1 << l) != 0 {
+                t[m] |= (l as u64) << (8 * n);
+                n += 1;
+            }
+            l += 1;
+        }
+        m += 1;
+    }
+    t
+};
+
+/// The raw words of a batch's steps and where its missed lanes are.
+struct Batch {
+    words: [MaybeUninit<u64>; BATCH],
+    /// Positions in the batch of the missed lanes (the first `missed`).
+    at: [MaybeUninit<u8>; BATCH + LANES],
+    missed: usize,
+}
+
+impl Batch {
+    #[inline(always)]
+    fn new() -> Self {
+        Batch { words: [MaybeUninit::uninit(); BATCH], at: [MaybeUninit::uninit(); BATCH + LANES], missed: 0 }
+    }
+
+    /// Where step `k` of the batch stores its [`LANES`] words.
+    #[inline(always)]
+    fn words_of(&mut self, k: usize) -> *mut u64 {
+        self.words[k * LANES..].as_mut_ptr() as *mut u64
+    }
+
+    /// Notes the lanes of step `k` not in `accepted` (a lane bit mask).
+    #[inline(always)]
+    fn note(&mut self, k: usize, accepted: u8) {
+        let missed = !accepted;
+        let at = MISS_LANES[missed as usize] + (k * LANES) as u64 * 0x0101_0101_0101_0101;
+        // SAFETY: before step k at most k LANES <= BATCH - LANES lanes missed, so the 8 bytes at `missed` lie inside `at` (BATCH + LANES long).
+        unsafe { std::ptr::write_unaligned(self.at.as_mut_ptr().add(self.missed) as *mut u64, at) };
+        self.missed += missed.count_ones() as usize;
+    }
+
+    /// Finishes the missed lanes of `out` (the batch's normals, one per
+    /// word stored) on the spill stream, in order.
+    #[inline(always)]
+    fn finish(&self, spill: &mut Xoshiro256PlusPlus, out: &mut [f64]) {
+        for at in &self.at[..self.missed] {
+            // SAFETY: note wrote the first `missed` positions, each a lane of a step whose words were stored before it.
+            let (p, w) = unsafe {
+                let p = at.assume_init() as usize;
+                (p, self.words[p].assume_init())
+            };
+            out[p] = slow(spill, w, out[p]);
+        }
+    }
 }
 
 /// The fast path on one word: `(x, accepted)`.
@@ -298,9 +372,10 @@ impl NormalStream {
     /// The generic step with all [`LANES`] lanes in one AVX-512 register:
     /// the state stays in registers over the whole call, and each lane's
     /// two table entries come by two gathers. On the Intel Xeon of
-    /// BENCHMARKS.md this draws a normal in 1.05 ns against 1.3 for the
-    /// AVX2 path; the AVX2 path's 16-byte loads, merged into two registers
-    /// by inserts and permutes, took 1.4 ns here.
+    /// BENCHMARKS.md this draws a normal in 0.78 ns against 1.06 for the
+    /// AVX2 path (both with slow draws batched); the AVX2 path's 16-byte
+    /// loads, merged into two registers by inserts and permutes, were
+    /// slower here than the gathers.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
     unsafe fn steps_avx512(&mut self, out: &mut [f64]) {
@@ -314,33 +389,29 @@ impl NormalStream {
             let low8 = _mm512_set1_epi64(0xff);
             let two = _mm512_set1_epi64(TWO as i64);
             let three = _mm512_set1_pd(3.0);
-            for c in out.chunks_exact_mut(LANES) {
-                let [s0, s1, s2, s3] = s;
-                let b = _mm512_add_epi64(_mm512_rol_epi64::<23>(_mm512_add_epi64(s0, s3)), s0);
-                let t = _mm512_slli_epi64::<17>(s1);
-                let s2 = _mm512_xor_si512(s2, s0);
-                let s3 = _mm512_xor_si512(s3, s1);
-                let s1 = _mm512_xor_si512(s1, s2);
-                let s0 = _mm512_xor_si512(s0, s3);
-                let s2 = _mm512_xor_si512(s2, t);
-                let s3 = _mm512_rol_epi64::<45>(s3);
-                s = [s0, s1, s2, s3];
-                let i = _mm512_and_si512(b, low8);
-                let xi = _mm512_i64gather_pd::<8>(i, X.as_ptr());
-                let xi1 = _mm512_i64gather_pd::<8>(i, X.as_ptr().add(1));
-                let u = _mm512_sub_pd(_mm512_castsi512_pd(_mm512_or_si512(_mm512_srli_epi64::<12>(b), two)), three);
-                let xv = _mm512_mul_pd(u, xi);
-                let accepted = _mm512_cmp_pd_mask::<_CMP_LT_OQ>(_mm512_abs_pd(xv), xi1);
-                _mm512_storeu_pd(c.as_mut_ptr(), xv);
-                if accepted != 0xff {
-                    let mut words = [0u64; LANES];
-                    _mm512_storeu_si512(words.as_mut_ptr() as *mut _, b);
-                    for (l, o) in c.iter_mut().enumerate() {
-                        if accepted & (1 << l) == 0 {
-                            *o = slow(&mut self.spill, words[l], *o);
-                        }
-                    }
+            for batch in out.chunks_mut(BATCH) {
+                let mut misses = Batch::new();
+                for (k, c) in batch.chunks_exact_mut(LANES).enumerate() {
+                    let [s0, s1, s2, s3] = s;
+                    let b = _mm512_add_epi64(_mm512_rol_epi64::<23>(_mm512_add_epi64(s0, s3)), s0);
+                    let t = _mm512_slli_epi64::<17>(s1);
+                    let s2 = _mm512_xor_si512(s2, s0);
+                    let s3 = _mm512_xor_si512(s3, s1);
+                    let s1 = _mm512_xor_si512(s1, s2);
+                    let s0 = _mm512_xor_si512(s0, s3);
+                    let s2 = _mm512_xor_si512(s2, t);
+                    let s3 = _mm512_rol_epi64::<45>(s3);
+                    s = [s0, s1, s2, s3];
+                    let i = _mm512_and_si512(b, low8);
+                    let xi = _mm512_i64gather_pd::<8>(i, X.as_ptr());
+                    let xi1 = _mm512_i64gather_pd::<8>(i, X.as_ptr().add(1));
+                    let u = _mm512_sub_pd(_mm512_castsi512_pd(_mm512_or_si512(_mm512_srli_epi64::<12>(b), two)), three);
+                    let xv = _mm512_mul_pd(u, xi);
+                    _mm512_storeu_pd(c.as_mut_ptr(), xv);
+                    _mm512_storeu_si512(misses.words_of(k) as *mut _, b);
+                    misses.note(k, _mm512_cmp_pd_mask::<_CMP_LT_OQ>(_mm512_abs_pd(xv), xi1));
                 }
+                misses.finish(&mut self.spill, batch);
             }
             for (w, v) in s.iter().enumerate() {
                 _mm512_storeu_si512(self.s[w].as_mut_ptr() as *mut _, *v);
@@ -372,49 +443,43 @@ impl NormalStream {
             let two = _mm256_set1_epi64x(TWO as i64);
             let three = _mm256_set1_pd(3.0);
             let abs = _mm256_castsi256_pd(_mm256_set1_epi64x(i64::MAX));
-            for c in out.chunks_exact_mut(LANES) {
-                let mut bits = [_mm256_setzero_si256(); 2];
-                let mut x = [_mm256_setzero_pd(); 2];
-                let mut accepted = 0;
-                for h in 0..2 {
-                    let (s0, s1, s2, s3) = (s[0][h], s[1][h], s[2][h], s[3][h]);
-                    let b = _mm256_add_epi64(rotl::<23, 41>(_mm256_add_epi64(s0, s3)), s0);
-                    let t = _mm256_slli_epi64::<17>(s1);
-                    let s2 = _mm256_xor_si256(s2, s0);
-                    let s3 = _mm256_xor_si256(s3, s1);
-                    let s1 = _mm256_xor_si256(s1, s2);
-                    let s0 = _mm256_xor_si256(s0, s3);
-                    let s2 = _mm256_xor_si256(s2, t);
-                    let s3 = rotl::<45, 19>(s3);
-                    s[0][h] = s0;
-                    s[1][h] = s1;
-                    s[2][h] = s2;
-                    s[3][h] = s3;
-                    bits[h] = b;
-                    let mut idx = [0u64; 4];
-                    _mm256_storeu_si256(idx.as_mut_ptr() as *mut __m256i, _mm256_and_si256(b, low8));
-                    // (X[i], X[i + 1]) per lane; i <= 255, so i + 1 is in the 257-entry table
-                    let pair = |l: usize| _mm_loadu_pd(X.as_ptr().add(idx[l] as usize));
-                    let (lo, hi) = (_mm256_set_m128d(pair(2), pair(0)), _mm256_set_m128d(pair(3), pair(1)));
-                    let (xi, xi1) = (_mm256_unpacklo_pd(lo, hi), _mm256_unpackhi_pd(lo, hi));
-                    let u = _mm256_sub_pd(_mm256_castsi256_pd(_mm256_or_si256(_mm256_srli_epi64::<12>(b), two)), three);
-                    let xv = _mm256_mul_pd(u, xi);
-                    let ok = _mm256_cmp_pd::<_CMP_LT_OQ>(_mm256_and_pd(xv, abs), xi1);
-                    accepted |= _mm256_movemask_pd(ok) << (4 * h);
-                    x[h] = xv;
-                }
-                _mm256_storeu_pd(c.as_mut_ptr(), x[0]);
-                _mm256_storeu_pd(c.as_mut_ptr().add(4), x[1]);
-                if accepted != 0xff {
-                    let mut words = [0u64; LANES];
-                    _mm256_storeu_si256(words.as_mut_ptr() as *mut __m256i, bits[0]);
-                    _mm256_storeu_si256(words.as_mut_ptr().add(4) as *mut __m256i, bits[1]);
-                    for (l, o) in c.iter_mut().enumerate() {
-                        if accepted & (1 << l) == 0 {
-                            *o = slow(&mut self.spill, words[l], *o);
-                        }
+            for batch in out.chunks_mut(BATCH) {
+                let mut misses = Batch::new();
+                for (k, c) in batch.chunks_exact_mut(LANES).enumerate() {
+                    let mut x = [_mm256_setzero_pd(); 2];
+                    let mut accepted = 0;
+                    for h in 0..2 {
+                        let (s0, s1, s2, s3) = (s[0][h], s[1][h], s[2][h], s[3][h]);
+                        let b = _mm256_add_epi64(rotl::<23, 41>(_mm256_add_epi64(s0, s3)), s0);
+                        let t = _mm256_slli_epi64::<17>(s1);
+                        let s2 = _mm256_xor_si256(s2, s0);
+                        let s3 = _mm256_xor_si256(s3, s1);
+                        let s1 = _mm256_xor_si256(s1, s2);
+                        let s0 = _mm256_xor_si256(s0, s3);
+                        let s2 = _mm256_xor_si256(s2, t);
+                        let s3 = rotl::<45, 19>(s3);
+                        s[0][h] = s0;
+                        s[1][h] = s1;
+                        s[2][h] = s2;
+                        s[3][h] = s3;
+                        _mm256_storeu_si256(misses.words_of(k).add(4 * h) as *mut __m256i, b);
+                        let mut idx = [0u64; 4];
+                        _mm256_storeu_si256(idx.as_mut_ptr() as *mut __m256i, _mm256_and_si256(b, low8));
+                        // (X[i], X[i + 1]) per lane; i <= 255, so i + 1 is in the 257-entry table
+                        let pair = |l: usize| _mm_loadu_pd(X.as_ptr().add(idx[l] as usize));
+                        let (lo, hi) = (_mm256_set_m128d(pair(2), pair(0)), _mm256_set_m128d(pair(3), pair(1)));
+                        let (xi, xi1) = (_mm256_unpacklo_pd(lo, hi), _mm256_unpackhi_pd(lo, hi));
+                        let u = _mm256_sub_pd(_mm256_castsi256_pd(_mm256_or_si256(_mm256_srli_epi64::<12>(b), two)), three);
+                        let xv = _mm256_mul_pd(u, xi);
+                        let ok = _mm256_cmp_pd::<_CMP_LT_OQ>(_mm256_and_pd(xv, abs), xi1);
+                        accepted |= _mm256_movemask_pd(ok) << (4 * h);
+                        x[h] = xv;
                     }
+                    _mm256_storeu_pd(c.as_mut_ptr(), x[0]);
+                    _mm256_storeu_pd(c.as_mut_ptr().add(4), x[1]);
+                    misses.note(k, accepted as u8);
                 }
+                misses.finish(&mut self.spill, batch);
             }
             for (w, sw) in s.iter().enumerate() {
                 for (h, v) in sw.iter().enumerate() {
