@@ -133,15 +133,14 @@ const MISS_LANES: [u64; 256] = {
 /// The raw words of a batch's steps and where its missed lanes are.
 struct Batch {
     words: [MaybeUninit<u64>; BATCH],
-    /// Positions in the batch of the missed lanes (the first `missed`).
+    /// Positions in the batch of the missed lanes, in order.
     at: [MaybeUninit<u8>; BATCH + LANES],
-    missed: usize,
 }
 
 impl Batch {
     #[inline(always)]
     fn new() -> Self {
-        Batch { words: [MaybeUninit::uninit(); BATCH], at: [MaybeUninit::uninit(); BATCH + LANES], missed: 0 }
+        Batch { words: [MaybeUninit::uninit(); BATCH], at: [MaybeUninit::uninit(); BATCH + LANES] }
     }
 
     /// Where step `k` of the batch stores its [`LANES`] words.
@@ -150,29 +149,60 @@ impl Batch {
         self.words[k * LANES..].as_mut_ptr() as *mut u64
     }
 
-    /// Notes the lanes of step `k` not in `accepted` (a lane bit mask).
+    /// Notes the lanes of step `k` not in `accepted` (a lane bit mask)
+    /// after the `missed` ones of the steps before; returns the new count.
+    /// (The count lives in the caller's register, not in the batch.)
     #[inline(always)]
-    fn note(&mut self, k: usize, accepted: u8) {
-        let missed = !accepted;
-        let at = MISS_LANES[missed as usize] + (k * LANES) as u64 * 0x0101_0101_0101_0101;
-        // SAFETY: before step k at most k LANES <= BATCH - LANES lanes missed, so the 8 bytes at `missed` lie inside `at` (BATCH + LANES long).
-        unsafe { std::ptr::write_unaligned(self.at.as_mut_ptr().add(self.missed) as *mut u64, at) };
-        self.missed += missed.count_ones() as usize;
+    fn note(&mut self, k: usize, accepted: u8, missed: usize) -> usize {
+        let lanes = !accepted;
+        let at = MISS_LANES[lanes as usize] + (k * LANES) as u64 * 0x0101_0101_0101_0101;
+        assert!(missed <= k * LANES && k < BATCH / LANES);
+        // SAFETY: missed <= k LANES <= BATCH - LANES, so the 8 bytes at `missed` lie inside `at` (BATCH + LANES long).
+        unsafe { std::ptr::write_unaligned(self.at.as_mut_ptr().add(missed) as *mut u64, at) };
+        missed + lanes.count_ones() as usize
     }
 
-    /// Finishes the missed lanes of `out` (the batch's normals, one per
-    /// word stored) on the spill stream, in order.
+    /// Finishes the first `missed` noted lanes of `out` (the batch's
+    /// normals, one per word stored) on the spill stream, in order.
     #[inline(always)]
-    fn finish(&self, spill: &mut Xoshiro256PlusPlus, out: &mut [f64]) {
-        for at in &self.at[..self.missed] {
+    fn finish(&self, spill: &mut Xoshiro256PlusPlus, out: &mut [f64], missed: usize) {
+        let lines = squeeze();
+        for at in &self.at[..missed] {
             // SAFETY: note wrote the first `missed` positions, each a lane of a step whose words were stored before it.
             let (p, w) = unsafe {
                 let p = at.assume_init() as usize;
                 (p, self.words[p].assume_init())
             };
-            out[p] = slow(spill, w, out[p]);
+            out[p] = slow_common(spill, lines, w, out[p]);
         }
     }
+}
+
+/// [`slow`] without branches on its common outcomes: a wedge point that
+/// the squeeze lines accept (one spill word), or reject with the fresh
+/// draw accepted by the fast path (two words). Both words are drawn from
+/// a copy of the spill stream and the stream then advanced by as many as
+/// were used, so the result and the stream are those of [`slow`], which
+/// takes every other case (the base layer, a point needing the exp, a
+/// fresh draw that misses again). The wedge decision is a coin toss (54 %
+/// accept) that a branch mispredicts half the time.
+#[inline(always)]
+fn slow_common(spill: &mut Xoshiro256PlusPlus, lines: &[[f64; 4]; 256], bits: u64, x: f64) -> f64 {
+    let i = (bits & 0xff) as usize;
+    let mut s = spill.clone();
+    let y = F[i + 1] + (F[i] - F[i + 1]) * unit(&mut s);
+    let after_one = s.clone();
+    let (z, z_ok) = fast(s.next_u64());
+    // the base layer's row is [-inf, 0, inf, 0]: neither line decides, so it goes to slow
+    let [lo0, lo1, hi0, hi1] = lines[i];
+    let a = x.abs();
+    let accept = y < lo0 + lo1 * a;
+    let reject = y >= hi0 + hi1 * a;
+    if !(accept || reject & z_ok) {
+        return slow(spill, bits, x);
+    }
+    *spill = if accept { after_one } else { s };
+    if accept { x } else { z }
 }
 
 /// The fast path on one word: `(x, accepted)`.
@@ -351,10 +381,10 @@ impl NormalStream {
         match self.isa {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: with_isa asserted the CPU has this instruction set, and every AVX-512F CPU has AVX2.
-            Isa::Avx512 if std::arch::is_x86_feature_detected!("avx512f") => unsafe { self.steps_avx512(out) },
+            Isa::Avx512 if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("popcnt") => unsafe { self.steps_avx512(out) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as above.
-            Isa::Avx2 | Isa::Avx512 if std::arch::is_x86_feature_detected!("avx2") => unsafe { self.steps_avx2(out) },
+            Isa::Avx2 | Isa::Avx512 if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("popcnt") => unsafe { self.steps_avx2(out) },
             _ => self.steps_generic(out),
         }
     }
@@ -377,9 +407,9 @@ impl NormalStream {
     /// loads, merged into two registers by inserts and permutes, were
     /// slower here than the gathers.
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,popcnt")]
     unsafe fn steps_avx512(&mut self, out: &mut [f64]) {
-        // SAFETY: the caller checked AVX-512F; the loads and stores stay inside self.s, words and the chunk c, and the gathers inside X (i + 1 <= 256 of 257 entries).
+        // SAFETY: the caller checked AVX-512F and POPCNT; the loads and stores stay inside self.s, words and the chunk c, and the gathers inside X (i + 1 <= 256 of 257 entries).
         unsafe {
             use std::arch::x86_64::*;
             let mut s = [_mm512_setzero_si512(); 4];
@@ -390,7 +420,7 @@ impl NormalStream {
             let two = _mm512_set1_epi64(TWO as i64);
             let three = _mm512_set1_pd(3.0);
             for batch in out.chunks_mut(BATCH) {
-                let mut misses = Batch::new();
+                let (mut misses, mut missed) = (Batch::new(), 0);
                 for (k, c) in batch.chunks_exact_mut(LANES).enumerate() {
                     let [s0, s1, s2, s3] = s;
                     let b = _mm512_add_epi64(_mm512_rol_epi64::<23>(_mm512_add_epi64(s0, s3)), s0);
@@ -409,9 +439,9 @@ impl NormalStream {
                     let xv = _mm512_mul_pd(u, xi);
                     _mm512_storeu_pd(c.as_mut_ptr(), xv);
                     _mm512_storeu_si512(misses.words_of(k) as *mut _, b);
-                    misses.note(k, _mm512_cmp_pd_mask::<_CMP_LT_OQ>(_mm512_abs_pd(xv), xi1));
+                    missed = misses.note(k, _mm512_cmp_pd_mask::<_CMP_LT_OQ>(_mm512_abs_pd(xv), xi1), missed);
                 }
-                misses.finish(&mut self.spill, batch);
+                misses.finish(&mut self.spill, batch, missed);
             }
             for (w, v) in s.iter().enumerate() {
                 _mm512_storeu_si512(self.s[w].as_mut_ptr() as *mut _, *v);
@@ -423,9 +453,9 @@ impl NormalStream {
     /// registers over the whole call; the two table entries of each lane's
     /// layer are one 16-byte load (cheaper than two gathers on AMD).
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,popcnt")]
     unsafe fn steps_avx2(&mut self, out: &mut [f64]) {
-        // SAFETY: the caller checked AVX2; every load and store stays inside self.s, X (i + 1 <= 256 of 257 entries), idx, words and the chunk c.
+        // SAFETY: the caller checked AVX2 and POPCNT; every load and store stays inside self.s, X (i + 1 <= 256 of 257 entries), idx, words and the chunk c.
         unsafe {
             use std::arch::x86_64::*;
             #[inline(always)]
@@ -444,7 +474,7 @@ impl NormalStream {
             let three = _mm256_set1_pd(3.0);
             let abs = _mm256_castsi256_pd(_mm256_set1_epi64x(i64::MAX));
             for batch in out.chunks_mut(BATCH) {
-                let mut misses = Batch::new();
+                let (mut misses, mut missed) = (Batch::new(), 0);
                 for (k, c) in batch.chunks_exact_mut(LANES).enumerate() {
                     let mut x = [_mm256_setzero_pd(); 2];
                     let mut accepted = 0;
@@ -477,9 +507,9 @@ impl NormalStream {
                     }
                     _mm256_storeu_pd(c.as_mut_ptr(), x[0]);
                     _mm256_storeu_pd(c.as_mut_ptr().add(4), x[1]);
-                    misses.note(k, accepted as u8);
+                    missed = misses.note(k, accepted as u8, missed);
                 }
-                misses.finish(&mut self.spill, batch);
+                misses.finish(&mut self.spill, batch, missed);
             }
             for (w, sw) in s.iter().enumerate() {
                 for (h, v) in sw.iter().enumerate() {
