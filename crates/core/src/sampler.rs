@@ -406,11 +406,27 @@ impl NetSampler {
     }
 
     /// Every other case, for the nets whose normals lie back to back in
-    /// `normals`: all their k x N pre-activations (into `zs`), one activation
-    /// pass over them, then each net's output dot products and mean terms
-    /// into `out`, handed to `emit` net by net.
+    /// `normals`: their pre-activations (into `zs`), activations, output
+    /// dot products and mean terms into `out`, handed to `emit` net by
+    /// net; wide nets row by row ([`Self::evaluate_row_by_row`]), narrow
+    /// ones batched ([`Self::evaluate_batched`]). The same bits either way.
     #[inline(always)]
     fn evaluate_unfused(&self, isa: Isa, normals: &[f64], zs: &mut [f64], out: &mut [f64], mut emit: impl FnMut(&[f64])) {
+        if self.n >= ROW_BY_ROW {
+            for net in normals.chunks_exact(self.normals_per_net()) {
+                self.evaluate_row_by_row(isa, net, &mut zs[..self.n], out);
+                emit(out);
+            }
+        } else {
+            self.evaluate_batched(isa, normals, zs, out, emit);
+        }
+    }
+
+    /// [`Self::evaluate_unfused`] for narrow nets: all the nets' k x N
+    /// pre-activations, one activation pass over them (so that small nets
+    /// fill whole blocks), then the outputs net by net.
+    #[inline(always)]
+    fn evaluate_batched(&self, isa: Isa, normals: &[f64], zs: &mut [f64], out: &mut [f64], mut emit: impl FnMut(&[f64])) {
         let (per, kn) = (self.normals_per_net(), self.k() * self.n);
         let zs = &mut zs[..normals.len() / per * kn];
         for (net, z) in normals.chunks_exact(per).zip(zs.chunks_exact_mut(kn)) {
@@ -424,6 +440,40 @@ impl NetSampler {
                 self.outputs::<false>(net, z, out);
             }
             emit(out);
+        }
+    }
+
+    /// One net of [`Self::evaluate_unfused`] input by input: the row's
+    /// pre-activations, their activations and its output dot products
+    /// follow each other while the row (N values) is in L1, where the k x N
+    /// values of a wide net are not. Per value the operations are the same.
+    #[inline(always)]
+    fn evaluate_row_by_row(&self, isa: Isa, normals: &[f64], z: &mut [f64], out: &mut [f64]) {
+        let (d, n, k) = (self.d, self.n, self.scale.len());
+        let (w0, rest) = normals.split_at(n * d);
+        let b0 = &rest[..n];
+        let outs = &normals[(d + 1) * n..];
+        for (a, scale) in self.scale.iter().enumerate() {
+            for (zi, bi) in z.iter_mut().zip(b0) {
+                *zi = self.sb * bi;
+            }
+            for (j, c) in self.cx[a * d..(a + 1) * d].iter().enumerate() {
+                for (zi, wi) in z.iter_mut().zip(&w0[j * n..(j + 1) * n]) {
+                    *zi += c * wi;
+                }
+            }
+            if let Some(m) = &self.pre_mean {
+                z.iter_mut().for_each(|zi| *zi += m[a]);
+            }
+            activate_row(self.act, self.erf, isa, z);
+            for (o, row) in outs.chunks_exact(n + 1).enumerate() {
+                let (w1, b1) = row.split_at(n);
+                let out = &mut out[o * k + a];
+                *out = self.sb * b1[0] + self.sw_out * scale * dot::<true>(w1, z);
+                if let Some((mw, mb)) = self.out_mean {
+                    *out += mb + mw * scale * z.iter().sum::<f64>();
+                }
+            }
         }
     }
 
@@ -545,6 +595,9 @@ fn map_blocks<const L: usize>(v: &mut [f64], f: impl Block<L> + Block<LANES>) {
 /// Inputs whose relu outputs are summed side by side ([`NetSampler::fused_relu_group`]).
 const FUSED_GROUP: usize = 3;
 
+/// Nets at least this wide go through [`NetSampler::evaluate_row_by_row`].
+const ROW_BY_ROW: usize = 256;
+
 /// Rows at least this long take the vectorising barrier of [`reduce_lanes`].
 const WIDE: usize = 4 * LANES;
 
@@ -633,5 +686,43 @@ mod tests {
             }
         }
         assert_eq!(checked, 7 * 4 * 2 * 5 * 5);
+    }
+
+    /// Wide nets taken row by row give the bits of the batched pass: every
+    /// activation, d_in 1 and 2, with and without means, one and two
+    /// outputs, widths with and without remainders in the blocks.
+    #[test]
+    fn row_by_row_equals_the_batched_path() {
+        let mut checked = 0;
+        for act in Activation::ALL {
+            for (d, means) in [(1usize, false), (2, true)] {
+                let inputs: Vec<Vec<f64>> = (0..5).map(|a| (0..d).map(|j| 0.4 * a as f64 - 0.9 * j as f64 - 0.8).collect()).collect();
+                let mut arch = ArchSpec::single(act.name(), act, 1.1, 0.7, inputs);
+                arch.d_in = d;
+                if means {
+                    (arch.mu_w, arch.mu_b, arch.mu_w_out, arch.mu_b_out, arch.d_out) = (0.3, -0.2, 0.5, 0.1, 2);
+                }
+                for width in [ROW_BY_ROW, 300, 1001] {
+                    let s = NetSampler::new(&arch, width);
+                    let mut rng = NormalStream::new(&mut StreamKey { seed: 4, arch: act.name(), width, bag: 0, part: 0 }.stream());
+                    let mut normals = vec![0.0; 2 * s.normals_per_net()];
+                    rng.fill(&mut normals);
+                    let (kd, kn) = (s.outputs_per_net(), s.k() * width);
+                    for isa in [Isa::Generic, Isa::detect()] {
+                        let (mut rows, mut batched) = (Vec::new(), Vec::new());
+                        let mut z = vec![0.0; 2 * kn];
+                        let mut out = vec![0.0; kd];
+                        s.evaluate_unfused(isa, &normals, &mut z, &mut out, |o| rows.extend_from_slice(o));
+                        s.evaluate_batched(isa, &normals, &mut z, &mut out, |o| batched.extend_from_slice(o));
+                        assert_eq!(rows.len(), 2 * kd);
+                        for (r, b) in rows.iter().zip(&batched) {
+                            assert_eq!(r.to_bits(), b.to_bits(), "{act} d_in {d}, means {means}, N = {width}, {isa:?}: {r} vs {b}");
+                        }
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(checked, 4 * 2 * 3 * 2);
     }
 }
