@@ -4,7 +4,7 @@
 //! Each step draws one 64-bit word per lane and tries the ziggurat's fast
 //! path on it (256 layers, the tables of [`crate::ziggurat_tables`]): the low
 //! 8 bits pick the layer `i`, the top 52 bits give `u` in [-1, 1), and
-//! `x = u X[i]` is accepted when `|x| < X[i + 1]` (98.8 % of draws). A lane
+//! `x = u X[i]` is accepted when `|x| < X[i + 1]` (98.5 % of draws). A lane
 //! that falls outside the rectangle finishes on a separate scalar
 //! Xoshiro256++ stream, the *spill* stream: the wedge test against the
 //! density, or the tail beyond `R` for the base layer (Marsaglia's method),
@@ -107,8 +107,9 @@ fn jump(s: &[u64; 4]) -> [u64; 4] {
 /// Normals per batch: a vector path runs the fast paths of a batch's steps
 /// first and its slow draws after them, in step and lane order (the order
 /// in which the step-by-step loop serves them from the spill stream, so the
-/// bits do not change). Without the per-step branch on a miss (one step in
-/// eleven has one, at random) the fast loop does not stall on mispredictions.
+/// bits do not change). Without the per-step branch on a miss (about one
+/// step in nine has one, at random) the fast loop does not stall on
+/// mispredictions.
 const BATCH: usize = 256;
 
 /// Per 8-bit mask of missed lanes, their indices in ascending order, one

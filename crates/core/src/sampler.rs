@@ -449,30 +449,13 @@ impl NetSampler {
     /// values of a wide net are not. Per value the operations are the same.
     #[inline(always)]
     fn evaluate_row_by_row(&self, isa: Isa, normals: &[f64], z: &mut [f64], out: &mut [f64]) {
-        let (d, n, k) = (self.d, self.n, self.scale.len());
-        let (w0, rest) = normals.split_at(n * d);
-        let b0 = &rest[..n];
-        let outs = &normals[(d + 1) * n..];
-        for (a, scale) in self.scale.iter().enumerate() {
-            for (zi, bi) in z.iter_mut().zip(b0) {
-                *zi = self.sb * bi;
-            }
-            for (j, c) in self.cx[a * d..(a + 1) * d].iter().enumerate() {
-                for (zi, wi) in z.iter_mut().zip(&w0[j * n..(j + 1) * n]) {
-                    *zi += c * wi;
-                }
-            }
-            if let Some(m) = &self.pre_mean {
-                z.iter_mut().for_each(|zi| *zi += m[a]);
-            }
+        let (n, k) = (self.n, self.scale.len());
+        let outs = &normals[(self.d + 1) * n..];
+        for (a, &scale) in self.scale.iter().enumerate() {
+            self.pre_activation_row(normals, a, z);
             activate_row(self.act, self.erf, isa, z);
             for (o, row) in outs.chunks_exact(n + 1).enumerate() {
-                let (w1, b1) = row.split_at(n);
-                let out = &mut out[o * k + a];
-                *out = self.sb * b1[0] + self.sw_out * scale * dot::<true>(w1, z);
-                if let Some((mw, mb)) = self.out_mean {
-                    *out += mb + mw * scale * z.iter().sum::<f64>();
-                }
+                out[o * k + a] = self.output::<true>(row, scale, z);
             }
         }
     }
@@ -480,21 +463,27 @@ impl NetSampler {
     /// The k x N pre-activations of one net, input-major.
     #[inline(always)]
     fn pre_activations(&self, normals: &[f64], z: &mut [f64]) {
+        for (a, za) in z.chunks_exact_mut(self.n).enumerate() {
+            self.pre_activation_row(normals, a, za);
+        }
+    }
+
+    /// The N pre-activations of input `a` into `za`.
+    #[inline(always)]
+    fn pre_activation_row(&self, normals: &[f64], a: usize, za: &mut [f64]) {
         let (d, n) = (self.d, self.n);
         let (w0, rest) = normals.split_at(n * d);
         let b0 = &rest[..n];
-        for (a, za) in z.chunks_exact_mut(n).enumerate() {
-            for (zi, bi) in za.iter_mut().zip(b0) {
-                *zi = self.sb * bi;
+        for (zi, bi) in za.iter_mut().zip(b0) {
+            *zi = self.sb * bi;
+        }
+        for (j, c) in self.cx[a * d..(a + 1) * d].iter().enumerate() {
+            for (zi, wi) in za.iter_mut().zip(&w0[j * n..(j + 1) * n]) {
+                *zi += c * wi;
             }
-            for (j, c) in self.cx[a * d..(a + 1) * d].iter().enumerate() {
-                for (zi, wi) in za.iter_mut().zip(&w0[j * n..(j + 1) * n]) {
-                    *zi += c * wi;
-                }
-            }
-            if let Some(m) = &self.pre_mean {
-                za.iter_mut().for_each(|zi| *zi += m[a]);
-            }
+        }
+        if let Some(m) = &self.pre_mean {
+            za.iter_mut().for_each(|zi| *zi += m[a]);
         }
     }
 
@@ -506,15 +495,22 @@ impl NetSampler {
         let outs = &normals[(self.d + 1) * n..];
         let k = self.scale.len();
         for (o, row) in outs.chunks_exact(n + 1).enumerate() {
-            let (w1, b1) = row.split_at(n);
-            let b1 = self.sb * b1[0];
-            for ((out, za), scale) in out[o * k..(o + 1) * k].iter_mut().zip(z.chunks_exact(n)).zip(&self.scale) {
-                *out = b1 + self.sw_out * scale * dot::<BARRIER>(w1, za);
-                if let Some((mw, mb)) = self.out_mean {
-                    *out += mb + mw * scale * za.iter().sum::<f64>();
-                }
+            for ((out, za), &scale) in out[o * k..(o + 1) * k].iter_mut().zip(z.chunks_exact(n)).zip(&self.scale) {
+                *out = self.output::<BARRIER>(row, scale, za);
             }
         }
+    }
+
+    /// One output from its row of normals (`row`: N output weights, then
+    /// the bias) and the activations `za` of an input whose scale is `scale`.
+    #[inline(always)]
+    fn output<const BARRIER: bool>(&self, row: &[f64], scale: f64, za: &[f64]) -> f64 {
+        let (w1, b1) = row.split_at(self.n);
+        let mut out = self.sb * b1[0] + self.sw_out * scale * dot::<BARRIER>(w1, za);
+        if let Some((mw, mb)) = self.out_mean {
+            out += mb + mw * scale * za.iter().sum::<f64>();
+        }
+        out
     }
 
     /// Draws `nets` networks from the normals of `rng`'s next four words
