@@ -110,10 +110,12 @@ fn jump(s: &[u64; 4]) -> [u64; 4] {
 /// bits do not change). Without the per-step branch on a miss (about one
 /// step in nine has one, at random) the fast loop does not stall on
 /// mispredictions.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 const BATCH: usize = 256;
 
 /// Per 8-bit mask of missed lanes, their indices in ascending order, one
 /// per byte from the lowest.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 const MISS_LANES: [u64; 256] = {
     let mut t = [0u64; 256];
     let mut m = 0;
@@ -132,12 +134,14 @@ const MISS_LANES: [u64; 256] = {
 };
 
 /// The raw words of a batch's steps and where its missed lanes are.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 struct Batch {
     words: [MaybeUninit<u64>; BATCH],
     /// Positions in the batch of the missed lanes, in order.
     at: [MaybeUninit<u8>; BATCH + LANES],
 }
 
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 impl Batch {
     #[inline(always)]
     fn new() -> Self {
@@ -187,6 +191,7 @@ impl Batch {
 /// takes every other case (the base layer, a point needing the exp, a
 /// fresh draw that misses again). The wedge decision is a coin toss (54 %
 /// accept) that a branch mispredicts half the time.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 #[inline(always)]
 fn slow_common(spill: &mut Xoshiro256PlusPlus, lines: &[[f64; 4]; 256], bits: u64, x: f64) -> f64 {
     let i = (bits & 0xff) as usize;
