@@ -249,8 +249,7 @@ fn erf_table() -> &'static [f64] {
         let mut rows = Box::new(ErfRows([[0.0; ERF_STRIDE]; ERF_INTERVALS]));
         for (i, row) in rows.0.iter_mut().enumerate() {
             let c = erf_center(i);
-            let mut t = Vec::with_capacity(ERF_TERMS);
-            t.push(libm::erf(c));
+            row[0] = libm::erf(c);
             let g = 2.0 / std::f64::consts::PI.sqrt() * (-c * c).exp();
             let (mut h0, mut h1) = (1.0, 2.0 * c); // H_0, H_1
             let mut fact = 1.0;
@@ -259,14 +258,13 @@ fn erf_table() -> &'static [f64] {
                 // H_(m-1)
                 let h = if m == 1 { h0 } else { h1 };
                 let sign = if (m - 1) % 2 == 0 { 1.0 } else { -1.0 };
-                t.push(sign * g * h / fact);
+                row[m] = sign * g * h / fact;
                 if m >= 2 {
                     let next = 2.0 * c * h1 - 2.0 * (m - 1) as f64 * h0;
                     h0 = h1;
                     h1 = next;
                 }
             }
-            row[..ERF_TERMS].copy_from_slice(&t);
         }
         rows
     });
