@@ -1,12 +1,16 @@
 //! The sampler as it was at SAMPLER_VERSION 2 (rand_distr's scalar
 //! ziggurat on one Xoshiro256++ stream; erf's first interval expanded about
 //! its midpoint), kept as the in-process baseline the benchmark reports
-//! version 3 against. Its erf is today's [`nnqft_core::fastmath::Erf`]: the
-//! same operations, only the first interval's expansion point moved.
+//! versions 3 and 4 against. Its erf is kept here ([`Erf`]): the table of
+//! 384 degree-5 Taylor polynomials that versions 2 and 3 used (3 only moved
+//! the first interval's expansion point to 0), in the portable block form;
+//! its exp and tanh are [`nnqft_core::fastmath::exp`] and `tanh`, which
+//! still are version 2's (version 4's activations are their fused forms).
 
 #![allow(dead_code)]
 
-use nnqft_core::fastmath::{self, Erf};
+use nnqft_core::fastmath;
+use std::sync::OnceLock;
 use nnqft_core::sampler::Isa;
 use nnqft_core::{Activation, ArchSpec};
 use rand::Rng;
@@ -208,4 +212,84 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
         }
     }
     s[0] + ra.iter().zip(rb).map(|(x, y)| x * y).sum::<f64>()
+}
+
+/// Intervals of erf's table per unit of `|x|`, its end, Taylor degree + 1.
+const ERF_PER_UNIT: f64 = 64.0;
+const ERF_END: f64 = 6.0;
+const ERF_TERMS: usize = 6;
+const ERF_INTERVALS: usize = 384;
+
+/// Version 2's erf: per interval `[i / 64, (i + 1) / 64)` of `|x|`, the
+/// Taylor coefficients `erf^(m)(c) / m!` about its midpoint `c`, from
+/// Hermite polynomials; `+-1` from 6 on. Within 1.2e-14 of libm.
+#[derive(Clone, Copy)]
+pub struct Erf {
+    table: &'static [f64],
+}
+
+impl Erf {
+    pub fn new() -> Self {
+        static T: OnceLock<Vec<f64>> = OnceLock::new();
+        let table = T.get_or_init(|| {
+            let mut t = vec![0.0; ERF_INTERVALS * ERF_TERMS];
+            for (i, row) in t.chunks_exact_mut(ERF_TERMS).enumerate() {
+                let c = (i as f64 + 0.5) / ERF_PER_UNIT;
+                row[0] = libm::erf(c);
+                let g = 2.0 / std::f64::consts::PI.sqrt() * (-c * c).exp();
+                let (mut h0, mut h1) = (1.0, 2.0 * c);
+                let mut fact = 1.0;
+                for m in 1..ERF_TERMS {
+                    fact *= m as f64;
+                    let h = if m == 1 { h0 } else { h1 };
+                    let sign = if (m - 1) % 2 == 0 { 1.0 } else { -1.0 };
+                    row[m] = sign * g * h / fact;
+                    if m >= 2 {
+                        let next = 2.0 * c * h1 - 2.0 * (m - 1) as f64 * h0;
+                        h0 = h1;
+                        h1 = next;
+                    }
+                }
+            }
+            t
+        });
+        Erf { table }
+    }
+
+    /// `erf` of every lane (the term loop outside the lane loop: gathers).
+    #[inline(always)]
+    pub fn eval_block<const L: usize>(&self, x: &mut [f64; L]) {
+        let mut idx = [0usize; L];
+        let mut dx = [0.0; L];
+        let mut p = [0.0; L];
+        for l in 0..L {
+            let a = x[l].abs().min(ERF_END);
+            let i = ((a * ERF_PER_UNIT) as usize).min(ERF_INTERVALS - 1);
+            idx[l] = i * ERF_TERMS;
+            dx[l] = a - (i as f64 + 0.5) / ERF_PER_UNIT;
+        }
+        let t = self.table;
+        assert!(t.len() == ERF_INTERVALS * ERF_TERMS);
+        for l in 0..L {
+            // SAFETY: idx[l] <= (ERF_INTERVALS - 1) ERF_TERMS, so + ERF_TERMS - 1 is in bounds (asserted length).
+            p[l] = unsafe { *t.get_unchecked(idx[l] + ERF_TERMS - 1) };
+        }
+        for j in (0..ERF_TERMS - 1).rev() {
+            for l in 0..L {
+                // SAFETY: as above, j < ERF_TERMS.
+                p[l] = p[l] * dx[l] + unsafe { *t.get_unchecked(idx[l] + j) };
+            }
+        }
+        for l in 0..L {
+            let y = if x[l].abs() < ERF_END { p[l] } else { 1.0 };
+            x[l] = y.copysign(x[l]);
+        }
+    }
+
+    #[inline(always)]
+    pub fn eval(&self, x: f64) -> f64 {
+        let mut b = [x];
+        self.eval_block(&mut b);
+        b[0]
+    }
 }

@@ -15,8 +15,10 @@ use rand::Rng;
 /// Version of the deep sampling algorithm; enters the config hash of deep
 /// archs (`hidden_layers > 1`) only.
 /// 1: libm activations; 2: the activations of [`crate::fastmath`]; 3: the
-/// normals of [`crate::normal`], erf(0) = 0 exactly (with SAMPLER_VERSION 3).
-pub const DEEP_SAMPLER_VERSION: u32 = 3;
+/// normals of [`crate::normal`], erf(0) = 0 exactly (with SAMPLER_VERSION 3);
+/// 4: the fused activations of SAMPLER_VERSION 4, and NaN outputs (deep
+/// nets that overflow) stored as the one canonical NaN.
+pub const DEEP_SAMPLER_VERSION: u32 = 4;
 
 /// The layer recursion at one layer (single input, leading order in 1/n).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -285,7 +287,7 @@ pub(crate) fn cholesky_psd(g: &[f64], k: usize, c: &mut [f64]) {
 /// joint distribution of every pre-activation of every layer at every
 /// input as the explicit-weight network, for `(n_1 + .. + n_L + 1) k` normals
 /// per net instead of `~L n^2` ([`NormalStream`], drawn layer by layer, unit by unit, input by input).
-/// Activations are those of [`crate::fastmath`] (within 1.2e-14 of libm).
+/// Activations are those of [`crate::fastmath`] (within 1.0e-15 of libm).
 ///
 /// ```
 /// use nnqft_core::{ArchSpec, Activation, deep::DeepSampler, rng::StreamKey};
@@ -477,7 +479,8 @@ impl DeepSampler {
     }
 
     /// [`DeepSampler::sample_part`] with the loops' instruction set forced:
-    /// the same bits on each (no fused multiply-adds, the same operation
+    /// the same bits on each (the same operations, fused multiply-adds
+    /// included, which are correctly rounded everywhere, in the same operation
     /// order; `tests/deep.rs`). Panics if the CPU lacks it ([`Isa::available`]).
     pub fn sample_part_with<R: Rng + ?Sized>(&mut self, isa: Isa, rng: &mut R, nets: usize) -> Vec<Vec<f32>> {
         // AVX-512 CPUs run the AVX2 loops here, and with them the AVX2
@@ -487,15 +490,18 @@ impl DeepSampler {
         match isa {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: the CPU supports AVX2 (with_isa asserted it; every AVX-512F CPU has AVX2).
-            Isa::Avx2 | Isa::Avx512 => unsafe { self.sample_part_avx2(&mut normals, nets) },
+            Isa::Avx2 | Isa::Avx512 => unsafe { self.sample_part_avx2(isa, &mut normals, nets) },
             _ => self.sample_part_generic(Isa::Generic, &mut normals, nets),
         }
     }
 
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    unsafe fn sample_part_avx2(&mut self, normals: &mut NormalStream, nets: usize) -> Vec<Vec<f32>> {
-        self.sample_part_generic(Isa::Avx2, normals, nets)
+    /// The AVX2 loops; `isa` (AVX2 or AVX-512) picks the activation's
+    /// blocks ([`crate::sampler::activate_row`]: erf's AVX-512 block, which
+    /// keeps its coefficients in registers, is called from here too).
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn sample_part_avx2(&mut self, isa: Isa, normals: &mut NormalStream, nets: usize) -> Vec<Vec<f32>> {
+        self.sample_part_generic(isa, normals, nets)
     }
 
     #[inline(always)]
@@ -507,7 +513,7 @@ impl DeepSampler {
         for _ in 0..nets {
             self.sample_net_inline(isa, normals, &mut out);
             for (c, &src) in cols.iter_mut().zip(&order) {
-                c.push(out[src] as f32);
+                c.push(crate::sampler::stored(out[src]));
             }
         }
         cols

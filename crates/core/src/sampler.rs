@@ -13,14 +13,20 @@ use rand::Rng;
 /// vectorised activations of [`crate::fastmath`], blocked sums. 3: the
 /// normals of [`crate::normal`] (a ziggurat on 8 Xoshiro256++ lanes, in
 /// place of rand_distr's on one stream); erf exactly odd with erf(0) = 0.
-pub const SAMPLER_VERSION: u32 = 3;
+/// 4: fused multiply-adds in the activations, pre-activations and output
+/// sums; erf from 16 degree-11 pieces (within 1.0e-15 of libm, was
+/// 1.2e-14) picked from registers on AVX-512. The draws and their order
+/// are version 3's; the outputs move by an ulp of f64, which changed 4 of
+/// 24.6 million stored f32 values (by one f32 ulp) in a side-by-side run.
+pub const SAMPLER_VERSION: u32 = 4;
 
 /// Normals the samplers ask [`NormalStream::fill`] for per call, as whole
 /// nets (at least one): fewer calls for small nets, the same sequence.
 pub const NORMALS_PER_CALL: usize = 4096;
 
 /// The instruction set the sampler's loops are compiled for. Each gives
-/// the same bits (no fused multiply-adds, the same operation order;
+/// the same bits (the same operations in the same order, fused
+/// multiply-adds being correctly rounded everywhere;
 /// `tests/sampler_isa.rs` forces every one the CPU has); [`Isa::detect`]
 /// picks the widest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,7 +49,7 @@ impl Isa {
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => std::arch::is_x86_feature_detected!("avx2"),
+            Isa::Avx2 => std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma"),
             #[cfg(not(target_arch = "x86_64"))]
             _ => false,
         }
@@ -61,11 +67,13 @@ impl Isa {
 /// sqrt(d)) W0_ji`, j in order, then `+ m(x_a)` when the hidden layer has
 /// means, [`ArchSpec::pre_mean`]), the activation is applied over it ([`crate::fastmath`]: erf, exp, tanh within a few 1e-16 of libm)
 /// and the output sum runs in 8 fixed partial sums, so the loops vectorise
-/// and the result is the same on every CPU (there
-/// are no fused multiply-adds; AVX-512 or AVX2 are used when present). The output is
-/// computed in f64. Output means add `mu_b_out + (mu_w_out / N) sum_i h_i`
-/// after the sums. With D = 1 and zero means the order of the draws and the
-/// arithmetic are those of version 2; the normals themselves are version 3's.
+/// and the result is the same on every CPU (the multiply-adds of the
+/// pre-activations and of the output sums are fused, one rounding each,
+/// and correctly rounded everywhere; AVX-512 or AVX2 + FMA are used when
+/// present). The output is computed in f64 and stored as f32
+/// (any NaN as the canonical one). Output means add `mu_b_out + (mu_w_out / N) sum_i h_i`
+/// after the sums. With D = 1 and zero means the order of the draws is
+/// that of version 2; the normals are version 3's, the arithmetic version 4's.
 ///
 /// ```
 /// use nnqft_core::{ArchSpec, Activation, NetSampler, rng::StreamKey};
@@ -103,6 +111,8 @@ pub struct NetSampler {
 const LANES: usize = 8;
 /// Lanes of erf's blocks ([`Erf::eval_block`]).
 const ERF_LANES: usize = 16;
+/// Lanes of erf's AVX-512 blocks ([`fastmath::ErfAvx512`]): 4 registers.
+const ERF_LANES_512: usize = 32;
 /// Lanes of exp's and tanh's blocks ([`fastmath::exp_block`]): 8 registers
 /// of independent Horner chains, in AVX2's 4-lane registers.
 const ACT_LANES: usize = 32;
@@ -157,9 +167,9 @@ impl NetSampler {
         self.normals = buf;
     }
 
-    /// `nets` nets into `cols` (f32) with the loops compiled for `isa`; the
+    /// `nets` nets into `cols` (f32, or f64 for tests) with the loops compiled for `isa`; the
     /// arithmetic, and so every bit, is the same for each.
-    fn sample_into<R: Rng + ?Sized>(&mut self, isa: Isa, rng: &mut R, nets: usize, cols: &mut [Vec<f32>]) {
+    fn sample_into<R: Rng + ?Sized, T: Stored>(&mut self, isa: Isa, rng: &mut R, nets: usize, cols: &mut [Vec<T>]) {
         let mut rng = NormalStream::with_isa(rng, isa);
         let rng = &mut rng;
         match isa {
@@ -175,20 +185,20 @@ impl NetSampler {
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
-    unsafe fn sample_into_avx512(&mut self, rng: &mut NormalStream, nets: usize, cols: &mut [Vec<f32>]) {
+    unsafe fn sample_into_avx512<T: Stored>(&mut self, rng: &mut NormalStream, nets: usize, cols: &mut [Vec<T>]) {
         self.sample_into_generic(Isa::Avx512, rng, nets, cols);
     }
 
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    unsafe fn sample_into_avx2(&mut self, rng: &mut NormalStream, nets: usize, cols: &mut [Vec<f32>]) {
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn sample_into_avx2<T: Stored>(&mut self, rng: &mut NormalStream, nets: usize, cols: &mut [Vec<T>]) {
         self.sample_into_generic(Isa::Avx2, rng, nets, cols);
     }
 
     /// The sampling loop, inlined into each instruction set's function
     /// (`isa` names it, for the activation's blocks).
     #[inline(always)]
-    fn sample_into_generic(&mut self, isa: Isa, rng: &mut NormalStream, nets: usize, cols: &mut [Vec<f32>]) {
+    fn sample_into_generic<T: Stored>(&mut self, isa: Isa, rng: &mut NormalStream, nets: usize, cols: &mut [Vec<T>]) {
         let mut out = vec![0.0; self.outputs_per_net()];
         // the normals of several nets per call (the same sequence: fill does
         // not depend on how calls split it), so small nets do not pay a
@@ -305,7 +315,7 @@ impl NetSampler {
                 for (j, c) in cx.iter().enumerate() {
                     let w: &[f64; LANES] = w0[j * n + i0..j * n + i0 + LANES].try_into().expect("LANES-sized block");
                     for l in 0..LANES {
-                        h[l] += c * w[l];
+                        h[l] = c.mul_add(w[l], h[l]);
                     }
                 }
                 if let Some(m) = m {
@@ -318,7 +328,7 @@ impl NetSampler {
                 }
                 let v: &[f64; LANES] = w1[i0..i0 + LANES].try_into().expect("LANES-sized block");
                 for l in 0..LANES {
-                    s[l] += v[l] * h[l];
+                    s[l] = v[l].mul_add(h[l], s[l]);
                 }
             }
             let tail = self.relu_tail(w0, b0, w1, cx, m);
@@ -355,7 +365,7 @@ impl NetSampler {
                 for g in 0..G {
                     let c = cxs[g][j];
                     for l in 0..LANES {
-                        h[g][l] += c * w[l];
+                        h[g][l] = c.mul_add(w[l], h[g][l]);
                     }
                 }
             }
@@ -369,7 +379,7 @@ impl NetSampler {
             }
             for g in 0..G {
                 for l in 0..LANES {
-                    s[g][l] += v[l] * h[g][l].max(0.0);
+                    s[g][l] = v[l].mul_add(h[g][l].max(0.0), s[g][l]);
                 }
             }
         }
@@ -395,14 +405,14 @@ impl NetSampler {
         let pre = |i: usize| {
             let mut z = self.sb * b0[i];
             for (j, c) in cx.iter().enumerate() {
-                z += c * w0[j * n + i];
+                z = c.mul_add(w0[j * n + i], z);
             }
             if let Some(m) = m {
                 z += m;
             }
             z
         };
-        (n / LANES * LANES..n).map(|i| w1[i] * pre(i).max(0.0)).sum::<f64>()
+        (n / LANES * LANES..n).fold(0.0, |s, i| w1[i].mul_add(pre(i).max(0.0), s))
     }
 
     /// Every other case, for the nets whose normals lie back to back in
@@ -479,7 +489,7 @@ impl NetSampler {
         }
         for (j, c) in self.cx[a * d..(a + 1) * d].iter().enumerate() {
             for (zi, wi) in za.iter_mut().zip(&w0[j * n..(j + 1) * n]) {
-                *zi += c * wi;
+                *zi = c.mul_add(*wi, *zi);
             }
         }
         if let Some(m) = &self.pre_mean {
@@ -528,14 +538,26 @@ impl NetSampler {
         self.sample_into(isa, rng, nets, &mut cols);
         cols
     }
+
+    /// [`NetSampler::sample_part_with`] before the outputs are rounded to
+    /// f32: the arithmetic's own bits, which the bit-identity tests compare
+    /// (one ulp of f64 rarely survives the rounding to f32).
+    #[doc(hidden)]
+    pub fn sample_part_f64_with<R: Rng + ?Sized>(&mut self, isa: Isa, rng: &mut R, nets: usize) -> Vec<Vec<f64>> {
+        let mut cols: Vec<Vec<f64>> = (0..self.outputs_per_net()).map(|_| Vec::with_capacity(nets)).collect();
+        self.sample_into(isa, rng, nets, &mut cols);
+        cols
+    }
 }
 
 /// The activation over a row of pre-activations, value by value (the bits
 /// of each value do not depend on the block it falls in), in blocks of
 /// [`ACT_LANES`] for exp and tanh and [`ERF_LANES`] for erf: enough
-/// independent lanes to keep the vector units busy (BENCHMARKS.md). erf's
-/// blocks load their table coefficients without gathers when `isa` is not
-/// [`Isa::Generic`] ([`fastmath::ErfAvx2`]).
+/// independent lanes to keep the vector units busy (BENCHMARKS.md). With
+/// `isa` AVX-512, erf's blocks of [`ERF_LANES_512`] pick their
+/// coefficients from registers ([`fastmath::ErfAvx512`]); with AVX2, its
+/// blocks of [`ERF_LANES`] load them in pairs ([`fastmath::ErfAvx2`]); the
+/// generic path gathers them from the 1.5 KB table.
 #[inline(always)]
 pub(crate) fn activate_row(act: Activation, e: Erf, isa: Isa, z: &mut [f64]) {
     match act {
@@ -546,8 +568,14 @@ pub(crate) fn activate_row(act: Activation, e: Erf, isa: Isa, z: &mut [f64]) {
         Activation::Tanh => map_blocks::<ACT_LANES>(z, fastmath::Tanh),
         Activation::Erf => {
             #[cfg(target_arch = "x86_64")]
-            if isa != Isa::Generic {
-                if let Some(e) = fastmath::ErfAvx2::new(e) {
+            if isa == Isa::Avx512 {
+                if let Some(e) = fastmath::ErfAvx512::new() {
+                    return map_blocks::<ERF_LANES_512>(z, e);
+                }
+            }
+            #[cfg(target_arch = "x86_64")]
+            if isa == Isa::Avx2 {
+                if let Some(e) = fastmath::ErfAvx2::new() {
                     return map_blocks::<ERF_LANES>(z, e);
                 }
             }
@@ -559,10 +587,39 @@ pub(crate) fn activate_row(act: Activation, e: Erf, isa: Isa, z: &mut [f64]) {
 
 /// Appends one net's values to the f32 columns.
 #[inline(always)]
-fn push_net(cols: &mut [Vec<f32>], out: &[f64]) {
+fn push_net<T: Stored>(cols: &mut [Vec<T>], out: &[f64]) {
     for (c, v) in cols.iter_mut().zip(out) {
-        c.push(*v as f32);
+        c.push(T::from_output(*v));
     }
+}
+
+/// A column element: f32 as stored ([`stored`]), or f64 as computed.
+pub(crate) trait Stored: Copy {
+    fn from_output(v: f64) -> Self;
+}
+
+impl Stored for f32 {
+    #[inline(always)]
+    fn from_output(v: f64) -> Self {
+        stored(v)
+    }
+}
+
+impl Stored for f64 {
+    #[inline(always)]
+    fn from_output(v: f64) -> Self {
+        v
+    }
+}
+
+/// An output as stored: f32, with every NaN the one canonical NaN. A NaN's
+/// sign and payload are not part of the arithmetic's contract (Rust leaves
+/// them open, and a fused multiply-add in software and in hardware differ
+/// there), so this keeps the stored bits identical on every path even for
+/// nets that overflow (deep gauss nets of width 1 do).
+#[inline(always)]
+pub(crate) fn stored(v: f64) -> f32 {
+    if v.is_nan() { f32::NAN } else { v as f32 }
 }
 
 /// `f` over `L`-wide blocks of `v`, the rest in blocks of [`LANES`] and
@@ -606,10 +663,10 @@ fn dot<const BARRIER: bool>(a: &[f64], b: &[f64]) -> f64 {
     let (ra, rb) = (ca.remainder(), cb.remainder());
     for (x, y) in ca.zip(cb) {
         for l in 0..LANES {
-            s[l] += x[l] * y[l];
+            s[l] = x[l].mul_add(y[l], s[l]);
         }
     }
-    reduce_lanes::<BARRIER>(s) + ra.iter().zip(rb).map(|(x, y)| x * y).sum::<f64>()
+    reduce_lanes::<BARRIER>(s) + ra.iter().zip(rb).fold(0.0, |s, (x, y)| x.mul_add(*y, s))
 }
 
 /// The `LANES` partial sums combined pairwise (lane l + w into lane l, w = 4, 2, 1).

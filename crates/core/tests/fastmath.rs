@@ -1,8 +1,8 @@
 //! The sampler's fast activations against libm: dense grids and random
 //! points over the whole real line, with the bounds documented in
-//! `core/src/fastmath.rs` (the issue asks for erf within 1e-7 absolute).
+//! `core/src/fastmath.rs`.
 
-use nnqft_core::fastmath::{Block, Erf, Exp, Tanh, exp, tanh};
+use nnqft_core::fastmath::{Block, Erf, Exp, Tanh, exp, exp_fused, tanh, tanh_fused};
 
 /// Dense grid on [-lo, hi] plus pseudo-random points with heavy tails.
 fn points(range: f64) -> Vec<f64> {
@@ -20,7 +20,7 @@ fn points(range: f64) -> Vec<f64> {
 }
 
 #[test]
-fn erf_within_2e_14_absolute() {
+fn erf_within_1_5e_15_absolute() {
     let e = Erf::new();
     let mut worst = (0.0f64, 0.0);
     for x in points(40.0) {
@@ -30,7 +30,7 @@ fn erf_within_2e_14_absolute() {
         }
     }
     eprintln!("erf: max abs error {:.3e} at x = {}", worst.0, worst.1);
-    assert!(worst.0 < 2e-14, "erf max abs error {:.3e} at {}", worst.0, worst.1);
+    assert!(worst.0 < 1.5e-15, "erf max abs error {:.3e} at {}", worst.0, worst.1);
     // odd, and monotone across the piece boundaries
     for x in [0.3, 0.999999, 1.0, 1.000001, 5.999, 6.0, 7.0] {
         assert_eq!(e.eval(-x), -e.eval(x));
@@ -40,38 +40,43 @@ fn erf_within_2e_14_absolute() {
     }
 }
 
+/// Both forms: [`exp`] (the generator's) and [`exp_fused`] (the sampler's).
 #[test]
 fn exp_within_3e_16_relative() {
-    let mut worst = (0.0f64, 0.0);
-    for x in points(700.0) {
-        let want = x.exp();
-        if want == 0.0 || want.is_infinite() || want < 1e-300 {
-            continue;
+    for (name, f) in [("exp", exp as fn(f64) -> f64), ("exp_fused", exp_fused)] {
+        let mut worst = (0.0f64, 0.0);
+        for x in points(700.0) {
+            let want = x.exp();
+            if want == 0.0 || want.is_infinite() || want < 1e-300 {
+                continue;
+            }
+            let err = ((f(x) - want) / want).abs();
+            if err > worst.0 {
+                worst = (err, x);
+            }
         }
-        let err = ((exp(x) - want) / want).abs();
-        if err > worst.0 {
-            worst = (err, x);
-        }
+        eprintln!("{name}: max rel error {:.3e} at x = {}", worst.0, worst.1);
+        assert!(worst.0 < 3e-16, "{name} max rel error {:.3e} at {}", worst.0, worst.1);
+        assert_eq!(f(0.0), 1.0);
+        assert!(f(-1e9) < 1e-300 && f(-1e9) >= 0.0);
     }
-    eprintln!("exp: max rel error {:.3e} at x = {}", worst.0, worst.1);
-    assert!(worst.0 < 5e-16, "exp max rel error {:.3e} at {}", worst.0, worst.1);
-    assert_eq!(exp(0.0), 1.0);
-    assert!(exp(-1e9) < 1e-300 && exp(-1e9) >= 0.0);
 }
 
 #[test]
 fn tanh_within_1e_15_absolute() {
-    let mut worst = (0.0f64, 0.0);
-    for x in points(50.0) {
-        let err = (tanh(x) - x.tanh()).abs();
-        if err > worst.0 {
-            worst = (err, x);
+    for (name, f) in [("tanh", tanh as fn(f64) -> f64), ("tanh_fused", tanh_fused)] {
+        let mut worst = (0.0f64, 0.0);
+        for x in points(50.0) {
+            let err = (f(x) - x.tanh()).abs();
+            if err > worst.0 {
+                worst = (err, x);
+            }
         }
+        eprintln!("{name}: max abs error {:.3e} at x = {}", worst.0, worst.1);
+        assert!(worst.0 < 1e-15, "{name} max abs error {:.3e} at {}", worst.0, worst.1);
+        assert_eq!(f(f64::INFINITY), 1.0);
+        assert_eq!(f(-0.0).to_bits(), (-0.0f64).to_bits());
     }
-    eprintln!("tanh: max abs error {:.3e} at x = {}", worst.0, worst.1);
-    assert!(worst.0 < 1e-15, "tanh max abs error {:.3e} at {}", worst.0, worst.1);
-    assert_eq!(tanh(f64::INFINITY), 1.0);
-    assert_eq!(tanh(-0.0), -0.0);
 }
 
 /// The block form the sampler uses is bit-identical to the scalar one.
@@ -88,24 +93,18 @@ fn erf_block_equals_scalar() {
     }
 }
 
-/// The AVX2 form of erf's 16-lane blocks (contiguous loads and shuffles in
-/// place of gathers) gives the scalar bits, at every piece boundary, 0, -0,
-/// 6, infinities and NaN.
+/// The AVX2 form of erf's 16-lane blocks (coefficients loaded in pairs
+/// and unpacked, in place of gathers) gives the scalar bits, at every piece
+/// boundary and next to it, 0, -0, 6, infinities and NaN.
 #[cfg(target_arch = "x86_64")]
 #[test]
 fn erf_avx2_block_equals_scalar() {
     let e = Erf::new();
-    let Some(e2) = nnqft_core::fastmath::ErfAvx2::new(e) else {
-        eprintln!("no AVX2 on this CPU: nothing to compare");
+    let Some(e2) = nnqft_core::fastmath::ErfAvx2::new() else {
+        eprintln!("no AVX2 + FMA on this CPU: nothing to compare");
         return;
     };
-    let mut xs = points(8.0);
-    for i in 0..=400 {
-        let b = i as f64 / 64.0;
-        xs.extend([b, -b, b.next_up(), b.next_down(), -b.next_down()]);
-    }
-    xs.extend([f64::NAN, -f64::NAN, 1e-310, -1e-310]);
-    for c in xs.chunks(16) {
+    for c in boundary_points().chunks(16) {
         let mut b = [0.5; 16];
         b[..c.len()].copy_from_slice(c);
         e2.eval_block(&mut b);
@@ -115,8 +114,43 @@ fn erf_avx2_block_equals_scalar() {
     }
 }
 
+/// [`points`] and erf's piece boundaries with their neighbours, NaN,
+/// subnormals and the neighbours of 6.
+fn boundary_points() -> Vec<f64> {
+    let mut xs = points(8.0);
+    for i in 0..=20 {
+        let b = i as f64 * 0.375;
+        xs.extend([b, -b, b.next_up(), b.next_down(), -b.next_down()]);
+    }
+    xs.extend([f64::NAN, -f64::NAN, 1e-310, -1e-310, 6.0f64.next_down(), 6.0f64.next_up()]);
+    xs
+}
+
+/// The AVX-512 form of erf's 32-lane blocks (coefficients picked from
+/// registers by `vpermt2pd` in place of gathers) gives the scalar bits, at
+/// every piece boundary and next to it, 0, -0, 6, infinities and NaN.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn erf_avx512_block_equals_scalar() {
+    let e = Erf::new();
+    let Some(e2) = nnqft_core::fastmath::ErfAvx512::new() else {
+        eprintln!("no AVX-512F on this CPU: nothing to compare");
+        return;
+    };
+    for c in boundary_points().chunks(32) {
+        let mut b = [0.5; 32];
+        b[..c.len()].copy_from_slice(c);
+        e2.eval_block(&mut b);
+        for (x, y) in c.iter().zip(&b) {
+            assert_eq!(e.eval(*x).to_bits(), y.to_bits(), "x = {x}");
+        }
+    }
+}
+
 /// exp and tanh in the sampler's blocks (32 lanes, and an odd 13) give the
-/// scalar functions' bits lane by lane, NaN and infinities included.
+/// scalar functions' bits lane by lane, infinities included; NaN gives NaN
+/// (its sign may differ: a fused multiply-add in software and in hardware
+/// propagate a NaN's sign differently, and Rust leaves it unspecified).
 #[test]
 fn exp_and_tanh_blocks_equal_scalar() {
     fn check<const L: usize>(f: impl Block<L>, scalar: fn(f64) -> f64, range: f64) {
@@ -127,18 +161,22 @@ fn exp_and_tanh_blocks_equal_scalar() {
             b[..c.len()].copy_from_slice(c);
             f.eval_block(&mut b);
             for (x, y) in c.iter().zip(&b) {
-                assert_eq!(scalar(*x).to_bits(), y.to_bits(), "x = {x}");
+                if x.is_nan() {
+                    assert!(y.is_nan() && scalar(*x).is_nan(), "x = {x}");
+                } else {
+                    assert_eq!(scalar(*x).to_bits(), y.to_bits(), "x = {x}");
+                }
             }
         }
     }
-    check::<32>(Exp, exp, 750.0);
-    check::<13>(Exp, exp, 750.0);
-    check::<32>(Tanh, tanh, 30.0);
-    check::<13>(Tanh, tanh, 30.0);
+    check::<32>(Exp, exp_fused, 750.0);
+    check::<13>(Exp, exp_fused, 750.0);
+    check::<32>(Tanh, tanh_fused, 30.0);
+    check::<13>(Tanh, tanh_fused, 30.0);
 }
 
-/// erf is exactly odd and vanishes at 0 (SAMPLER_VERSION 3; before, erf(0)
-/// came out as ~1e-15 from the first interval's midpoint expansion), so an
+/// erf is exactly odd and vanishes at 0 (since SAMPLER_VERSION 3; before,
+/// erf(0) came out as ~1e-15 from the first interval's midpoint expansion), so an
 /// erf net with sb = 0 has f(0) = 0 exactly.
 #[test]
 fn erf_is_exactly_odd_and_zero_at_zero() {
@@ -152,13 +190,12 @@ fn erf_is_exactly_odd_and_zero_at_zero() {
     for x in points(8.0) {
         assert_eq!(e.eval(-x).to_bits(), (-e.eval(x)).to_bits(), "x = {x}");
     }
-    // near 0 the error is the Taylor remainder at 0, (2 / sqrt(pi)) x^7 / 42:
-    // relative 1e-15 below 1e-3, absolute 6.1e-15 at the interval's end
+    // near 0 the relative error is that of the first piece's linear
+    // coefficient, 1.9e-15 (an interpolant on [0, 3/8], not 2 / sqrt(pi))
     for x in [1e-300, 1e-10, 1e-3] {
         let rel = (e.eval(x) - libm::erf(x)).abs() / libm::erf(x);
-        assert!(rel < 1e-15, "x = {x}: relative error {rel:e}");
+        assert!(rel < 2.5e-15, "x = {x}: relative error {rel:e}");
     }
-    assert!((e.eval(0.0156) - libm::erf(0.0156)).abs() < 6.2e-15);
     let arch = nnqft_core::ArchSpec::single("erf", nnqft_core::Activation::Erf, 1.0, 0.0, vec![vec![0.0], vec![0.5]]);
     let mut s = nnqft_core::NetSampler::new(&arch, 10);
     let cols = s.sample_part(&mut nnqft_core::rng::StreamKey { seed: 1, arch: "erf", width: 10, bag: 0, part: 0 }.stream(), 100);

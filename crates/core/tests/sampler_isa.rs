@@ -30,17 +30,20 @@ fn every_instruction_set_gives_the_same_bits() {
     for arch in archs() {
         for width in [1usize, 7, 10, 33, 100] {
             let key = StreamKey { seed: 9, arch: &arch.name, width, bag: 1, part: 2 };
-            let generic = NetSampler::new(&arch, width).sample_part_with(Isa::Generic, &mut key.stream(), 300);
+            // the f64 outputs before their rounding to f32, which would
+            // hide most one-ulp differences
+            let generic = NetSampler::new(&arch, width).sample_part_f64_with(Isa::Generic, &mut key.stream(), 300);
             assert_eq!(generic.len(), arch.k() * arch.d_out);
             for &isa in &isas {
-                let got = NetSampler::new(&arch, width).sample_part_with(isa, &mut key.stream(), 300);
+                let got = NetSampler::new(&arch, width).sample_part_f64_with(isa, &mut key.stream(), 300);
                 for (c, (g, v)) in generic.iter().zip(&got).enumerate() {
                     let same = g.iter().zip(v).all(|(x, y)| x.to_bits() == y.to_bits());
                     assert!(same, "{} d_in {} N = {width}: column {c} differs between {isa:?} and Generic", arch.name, arch.d_in);
                 }
             }
-            // the default path is one of them
-            assert_eq!(NetSampler::new(&arch, width).sample_part(&mut key.stream(), 300), generic);
+            // the default path is one of them, and stores the f32 rounding
+            let stored: Vec<Vec<f32>> = generic.iter().map(|c| c.iter().map(|v| *v as f32).collect()).collect();
+            assert_eq!(NetSampler::new(&arch, width).sample_part(&mut key.stream(), 300), stored);
         }
     }
 }
