@@ -300,7 +300,6 @@ pub(crate) fn cholesky_psd(g: &[f64], k: usize, c: &mut [f64]) {
 /// ```
 pub struct DeepSampler {
     act: Activation,
-    erf: crate::fastmath::Erf,
     k: usize,
     /// Hidden widths n_1..n_L.
     widths: Vec<usize>,
@@ -350,7 +349,6 @@ impl DeepSampler {
         let (c_w, c_b) = arch.variances();
         DeepSampler {
             act: arch.activation,
-            erf: crate::fastmath::Erf::new(),
             k,
             widths,
             stride,
@@ -451,7 +449,7 @@ impl DeepSampler {
                 // the activation over each input's row of units at once
                 // (the same bits as value by value, in vectorising blocks)
                 for a in 0..k {
-                    crate::sampler::activate_row(self.act, self.erf, isa, &mut self.h[a * stride..a * stride + units]);
+                    crate::sampler::activate_row(self.act, isa, &mut self.h[a * stride..a * stride + units]);
                 }
             }
         }

@@ -147,7 +147,12 @@ pub fn exp_block<const L: usize>(x: &mut [f64; L]) {
 /// ```
 #[inline(always)]
 pub fn tanh(z: f64) -> f64 {
-    let t = exp(-2.0 * z.abs());
+    tanh_from(z, exp(-2.0 * z.abs()))
+}
+
+/// `tanh(z)` from `t = exp(-2 |z|)`.
+#[inline(always)]
+fn tanh_from(z: f64, t: f64) -> f64 {
     ((1.0 - t) / (1.0 + t)).copysign(z)
 }
 
@@ -158,8 +163,7 @@ pub fn tanh(z: f64) -> f64 {
 /// ```
 #[inline(always)]
 pub fn tanh_fused(z: f64) -> f64 {
-    let t = exp_fused(-2.0 * z.abs());
-    ((1.0 - t) / (1.0 + t)).copysign(z)
+    tanh_from(z, exp_fused(-2.0 * z.abs()))
 }
 
 /// [`tanh_fused`] of every lane of a block, bit-identical to it per lane
@@ -172,7 +176,7 @@ pub fn tanh_block<const L: usize>(z: &mut [f64; L]) {
     }
     exp_block(&mut t);
     for l in 0..L {
-        z[l] = ((1.0 - t[l]) / (1.0 + t[l])).copysign(z[l]);
+        z[l] = tanh_from(z[l], t[l]);
     }
 }
 
@@ -218,7 +222,6 @@ impl<const L: usize> Block<L> for Erf {
         Erf::eval_block(self, x)
     }
 }
-
 
 /// [`Erf`] whose 32-lane blocks run [`Erf::eval_block32_avx512`] (other
 /// block sizes the portable [`Erf::eval_block`]; the same bits either way).
@@ -417,6 +420,7 @@ impl Erf {
         for u in 0..U {
             // SAFETY: 4 u + 4 <= 16 values of x.
             xv[u] = unsafe { _mm256_loadu_pd(x.as_ptr().add(4 * u)) };
+            // min(|x|, 6) with 6 for NaN, as f64::min
             let a = _mm256_min_pd(_mm256_andnot_pd(sign, xv[u]), end);
             let i = _mm256_cvttpd_epi32(_mm256_mul_pd(a, _mm256_set1_pd(ERF_PER_WIDTH)));
             // 16 (a = 6 only) becomes 15, as in erf_piece

@@ -88,7 +88,6 @@ impl Isa {
 /// ```
 pub struct NetSampler {
     act: Activation,
-    erf: Erf,
     /// Per-input factor applied after the activation (1 except for gauss).
     scale: Vec<f64>,
     d: usize,
@@ -112,6 +111,7 @@ const LANES: usize = 8;
 /// Lanes of erf's blocks ([`Erf::eval_block`]).
 const ERF_LANES: usize = 16;
 /// Lanes of erf's AVX-512 blocks ([`fastmath::ErfAvx512`]): 4 registers.
+#[cfg(target_arch = "x86_64")]
 const ERF_LANES_512: usize = 32;
 /// Lanes of exp's and tanh's blocks ([`fastmath::exp_block`]): 8 registers
 /// of independent Horner chains, in AVX2's 4-lane registers.
@@ -128,7 +128,6 @@ impl NetSampler {
         let sw_in = arch.sigma_w / (d as f64).sqrt();
         NetSampler {
             act: arch.activation,
-            erf: Erf::new(),
             scale: arch.unit().scale,
             d,
             n: width,
@@ -442,7 +441,7 @@ impl NetSampler {
         for (net, z) in normals.chunks_exact(per).zip(zs.chunks_exact_mut(kn)) {
             self.pre_activations(net, z);
         }
-        activate_row(self.act, self.erf, isa, zs);
+        activate_row(self.act, isa, zs);
         for (net, z) in normals.chunks_exact(per).zip(zs.chunks_exact(kn)) {
             if self.wide() {
                 self.outputs::<true>(net, z, out);
@@ -463,7 +462,7 @@ impl NetSampler {
         let outs = &normals[(self.d + 1) * n..];
         for (a, &scale) in self.scale.iter().enumerate() {
             self.pre_activation_row(normals, a, z);
-            activate_row(self.act, self.erf, isa, z);
+            activate_row(self.act, isa, z);
             for (o, row) in outs.chunks_exact(n + 1).enumerate() {
                 out[o * k + a] = self.output::<true>(row, scale, z);
             }
@@ -534,9 +533,7 @@ impl NetSampler {
     /// (the bit-identity tests run every one the CPU has). Panics if the CPU
     /// lacks it ([`Isa::available`]).
     pub fn sample_part_with<R: Rng + ?Sized>(&mut self, isa: Isa, rng: &mut R, nets: usize) -> Vec<Vec<f32>> {
-        let mut cols: Vec<Vec<f32>> = (0..self.outputs_per_net()).map(|_| Vec::with_capacity(nets)).collect();
-        self.sample_into(isa, rng, nets, &mut cols);
-        cols
+        self.sample_cols(isa, rng, nets)
     }
 
     /// [`NetSampler::sample_part_with`] before the outputs are rounded to
@@ -544,7 +541,12 @@ impl NetSampler {
     /// (one ulp of f64 rarely survives the rounding to f32).
     #[doc(hidden)]
     pub fn sample_part_f64_with<R: Rng + ?Sized>(&mut self, isa: Isa, rng: &mut R, nets: usize) -> Vec<Vec<f64>> {
-        let mut cols: Vec<Vec<f64>> = (0..self.outputs_per_net()).map(|_| Vec::with_capacity(nets)).collect();
+        self.sample_cols(isa, rng, nets)
+    }
+
+    /// `nets` nets as `k D` columns of `T` ([`NetSampler::sample_into`]).
+    fn sample_cols<R: Rng + ?Sized, T: Stored>(&mut self, isa: Isa, rng: &mut R, nets: usize) -> Vec<Vec<T>> {
+        let mut cols: Vec<Vec<T>> = (0..self.outputs_per_net()).map(|_| Vec::with_capacity(nets)).collect();
         self.sample_into(isa, rng, nets, &mut cols);
         cols
     }
@@ -559,7 +561,7 @@ impl NetSampler {
 /// blocks of [`ERF_LANES`] load them in pairs ([`fastmath::ErfAvx2`]); the
 /// generic path gathers them from the 1.5 KB table.
 #[inline(always)]
-pub(crate) fn activate_row(act: Activation, e: Erf, isa: Isa, z: &mut [f64]) {
+pub(crate) fn activate_row(act: Activation, isa: Isa, z: &mut [f64]) {
     match act {
         Activation::Relu => z.iter_mut().for_each(|v| *v = v.max(0.0)),
         Activation::Gauss if isa == Isa::Avx512 => map_blocks::<ACT_LANES_512>(z, fastmath::Exp),
@@ -579,8 +581,7 @@ pub(crate) fn activate_row(act: Activation, e: Erf, isa: Isa, z: &mut [f64]) {
                     return map_blocks::<ERF_LANES>(z, e);
                 }
             }
-            let _ = isa;
-            map_blocks::<ERF_LANES>(z, e)
+            map_blocks::<ERF_LANES>(z, Erf::new())
         }
     }
 }
