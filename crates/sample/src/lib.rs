@@ -129,28 +129,36 @@ pub fn run(p: &Pipeline, data: &Path, opts: &Options) -> Result<Report> {
             format!("{n} of {total} parts written")
         });
     }
-    todo.par_iter().try_for_each(|(u, meta)| -> Result<()> {
-        let arch = &p.sample.arch[u.arch];
-        let dir = bag_dir(data, &arch.name, u.width, u.bag);
-        let name = part_file_name(u.part);
-        clean_stale_temps(&dir, Some(&name))?;
-        let key = StreamKey { seed: p.seed, arch: &arch.name, width: u.width, bag: u.bag, part: u.part };
-        let cols = if arch.hidden_layers > 1 {
-            DeepSampler::new(arch, u.width).sample_part(&mut key.stream(), meta.nets as usize)
-        } else {
-            NetSampler::new(arch, u.width).sample_part(&mut key.stream(), meta.nets as usize)
-        };
-        if let Some((j, r, v)) = nnqft_store::samples::first_non_finite(&cols) {
-            bail!(
-                "{} width {} bag {} part {}: the network output in column {j} row {r} is {v}: the inputs or sigmas overflow single precision; nothing was written for this part",
-                arch.name, u.width, u.bag, u.part
-            );
-        }
-        write_part(&dir.join(&name), cols, meta)?;
-        written.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        progress.inc(meta.nets);
-        Ok(())
-    })?;
+    let writers = WriterPool::new(rayon::current_num_threads());
+    let sampled = std::thread::scope(|scope| {
+        let pool = writers.spawn(scope, |job: Written| -> Result<()> {
+            let (dir, name) = (job.dir, part_file_name(job.unit.part));
+            clean_stale_temps(&dir, Some(&name))?;
+            write_part(&dir.join(&name), job.cols, job.meta)?;
+            written.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            progress.inc(job.meta.nets);
+            Ok(())
+        });
+        let sampled = todo.par_iter().try_for_each(|(u, meta)| -> Result<()> {
+            pool.check()?;
+            let arch = &p.sample.arch[u.arch];
+            let key = StreamKey { seed: p.seed, arch: &arch.name, width: u.width, bag: u.bag, part: u.part };
+            let cols = if arch.hidden_layers > 1 {
+                DeepSampler::new(arch, u.width).sample_part(&mut key.stream(), meta.nets as usize)
+            } else {
+                NetSampler::new(arch, u.width).sample_part(&mut key.stream(), meta.nets as usize)
+            };
+            if let Some((j, r, v)) = nnqft_store::samples::first_non_finite(&cols) {
+                bail!(
+                    "{} width {} bag {} part {}: the network output in column {j} row {r} is {v}: the inputs or sigmas overflow single precision; nothing was written for this part",
+                    arch.name, u.width, u.bag, u.part
+                );
+            }
+            pool.send(Written { unit: *u, dir: bag_dir(data, &arch.name, u.width, u.bag), cols, meta })
+        });
+        pool.finish(sampled)
+    });
+    sampled?;
     let (nets, secs) = progress.finish();
     report.parts_written = todo.len();
     report.nets_written = nets;
@@ -167,6 +175,107 @@ pub fn run(p: &Pipeline, data: &Path, opts: &Options) -> Result<Report> {
     );
     nnqft_report::write_section(data, "sample", &nnqft_report::sample_hash(p), &section(p))?;
     Ok(report)
+}
+
+/// A sampled part on its way to the disk.
+struct Written<'a> {
+    unit: WorkUnit,
+    dir: PathBuf,
+    cols: Vec<Vec<f32>>,
+    meta: &'a PartMeta,
+}
+
+/// Threads that write the sampled parts, so that the sampling threads do
+/// not wait on the disk: a part's write is mostly the kernel copying it
+/// and `fsync` waiting for the device, time in which a sampler could draw
+/// the next part. With one writer per sampler and a queue as deep, a
+/// sampler blocks only when every writer is busy and the queue full, and
+/// at most `2 x threads` parts beyond the ones being drawn are held in
+/// memory ([`plan::memory_per_thread`] counts them).
+struct WriterPool {
+    threads: usize,
+}
+
+impl WriterPool {
+    fn new(threads: usize) -> Self {
+        WriterPool { threads: threads.max(1) }
+    }
+
+    /// Starts the writers in `scope`; each runs `write` on parts until the
+    /// queue closes or a write fails. The first failure stops the others
+    /// after their current part and makes [`Writers::send`] and
+    /// [`Writers::check`] fail, so the samplers stop too.
+    fn spawn<'scope, 'env, T: Send + 'scope>(
+        &self,
+        scope: &'scope std::thread::Scope<'scope, 'env>,
+        write: impl Fn(T) -> Result<()> + Send + Sync + 'scope,
+    ) -> Writers<'scope, T> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<T>(self.threads);
+        // Each writer holds the receiver; when the last one stops it is
+        // dropped, so a sampler blocked on a full queue gets an error
+        // instead of waiting forever.
+        let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+        let failed = std::sync::Arc::new(std::sync::Mutex::new(None::<anyhow::Error>));
+        let write = std::sync::Arc::new(write);
+        let handles = (0..self.threads)
+            .map(|_| {
+                let (rx, failed, write) = (rx.clone(), failed.clone(), write.clone());
+                scope.spawn(move || {
+                    loop {
+                        if failed.lock().map(|f| f.is_some()).unwrap_or(true) {
+                            return;
+                        }
+                        let Ok(job) = rx.lock().map_err(|_| ()).and_then(|r| r.recv().map_err(|_| ())) else { return };
+                        if let Err(e) = write(job) {
+                            if let Ok(mut f) = failed.lock() {
+                                f.get_or_insert(e);
+                            }
+                            return;
+                        }
+                    }
+                })
+            })
+            .collect();
+        Writers { tx: Some(tx), failed, handles }
+    }
+}
+
+/// The handle the samplers send parts to (see [`WriterPool::spawn`]).
+struct Writers<'scope, T> {
+    tx: Option<std::sync::mpsc::SyncSender<T>>,
+    failed: std::sync::Arc<std::sync::Mutex<Option<anyhow::Error>>>,
+    handles: Vec<std::thread::ScopedJoinHandle<'scope, ()>>,
+}
+
+impl<T> Writers<'_, T> {
+    /// An error if a writer has failed (the samplers then stop early).
+    fn check(&self) -> Result<()> {
+        match self.failed.lock() {
+            Ok(f) if f.is_none() => Ok(()),
+            _ => bail!("stopped: a part could not be written"),
+        }
+    }
+
+    /// Queues a part, waiting while every writer is busy and the queue full.
+    fn send(&self, job: T) -> Result<()> {
+        let tx = self.tx.as_ref().expect("the queue is open until finish");
+        tx.send(job).map_err(|_| anyhow::anyhow!("stopped: a part could not be written"))
+    }
+
+    /// Closes the queue, waits for the writers to write what is queued, and
+    /// returns the first write error, else `sampled` (the samplers' result).
+    fn finish(mut self, sampled: Result<()>) -> Result<()> {
+        drop(self.tx.take());
+        for h in self.handles.drain(..) {
+            if let Err(panic) = h.join() {
+                std::panic::resume_unwind(panic);
+            }
+        }
+        match self.failed.lock().ok().and_then(|mut f| f.take()) {
+            Some(e) => Err(e),
+            None => sampled,
+        }
+    }
 }
 
 /// The units of this run still to write (parts missing, corrupt, or with
@@ -277,4 +386,74 @@ fn available_memory() -> Option<u64> {
 
 fn human_bytes(b: u64) -> String {
     format!("{}B", human(b as f64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// Runs `jobs` samplers (rayon, 2 threads) sending to a 2-writer pool
+    /// whose `write` sleeps a little and fails on job `write_fails_at`;
+    /// returns the pool's result and the jobs sent and written, sorted.
+    fn run_pool(jobs: usize, write_fails_at: Option<usize>, sample_fails_at: Option<usize>) -> (Result<()>, Vec<usize>, Vec<usize>) {
+        let (sent, written) = (Mutex::new(Vec::new()), Mutex::new(Vec::new()));
+        let rayon = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        let result = std::thread::scope(|scope| {
+            let pool = WriterPool::new(2).spawn(scope, |j: usize| -> Result<()> {
+                std::thread::sleep(std::time::Duration::from_micros(200));
+                if Some(j) == write_fails_at {
+                    bail!("cannot write job {j}");
+                }
+                written.lock().unwrap().push(j);
+                Ok(())
+            });
+            let sampled = rayon.install(|| {
+                (0..jobs).into_par_iter().try_for_each(|j| {
+                    pool.check()?;
+                    if Some(j) == sample_fails_at {
+                        bail!("cannot sample job {j}");
+                    }
+                    pool.send(j)?;
+                    sent.lock().unwrap().push(j);
+                    Ok(())
+                })
+            });
+            pool.finish(sampled)
+        });
+        let sorted = |m: Mutex<Vec<usize>>| {
+            let mut v = m.into_inner().unwrap();
+            v.sort();
+            v
+        };
+        (result, sorted(sent), sorted(written))
+    }
+
+    #[test]
+    fn every_part_sent_is_written() {
+        let (r, sent, written) = run_pool(500, None, None);
+        r.unwrap();
+        assert_eq!(sent, (0..500).collect::<Vec<_>>());
+        assert_eq!(written, sent);
+    }
+
+    /// A failed write is the run's error, the samplers stop early instead of
+    /// drawing everything, and nobody waits forever on the queue.
+    #[test]
+    fn a_failed_write_stops_the_samplers_with_its_error() {
+        let (r, sent, written) = run_pool(100_000, Some(40), None);
+        assert_eq!(format!("{:#}", r.unwrap_err()), "cannot write job 40");
+        assert!(sent.contains(&40) && !written.contains(&40));
+        assert!(sent.len() < 1000, "stopped early: {} sent", sent.len());
+    }
+
+    /// A sampler's error is the run's error, and every part queued before it
+    /// is still written (the work done is kept).
+    #[test]
+    fn a_failed_sample_keeps_what_was_queued() {
+        let (r, sent, written) = run_pool(300, None, Some(150));
+        assert_eq!(format!("{:#}", r.unwrap_err()), "cannot sample job 150");
+        assert!(!sent.is_empty() && !sent.contains(&150));
+        assert_eq!(written, sent);
+    }
 }

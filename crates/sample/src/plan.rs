@@ -34,12 +34,14 @@ pub fn disk_bytes(todo: &[(WorkUnit, PartMeta)]) -> u64 {
 }
 
 /// Peak memory of one worker thread: the normals of one net, and the largest
-/// part's columns twice (f32 + the writer's buffers).
+/// part's columns four times: the part being drawn, one waiting in the
+/// writers' queue, and one being written (f32 + the writer's buffers); there
+/// are as many writers and queue places as sampling threads.
 pub fn memory_per_thread(p: &Pipeline, todo: &[(WorkUnit, PartMeta)]) -> u64 {
     todo.iter()
         .map(|(u, m)| {
             let a = &p.sample.arch[u.arch];
-            (((a.d_in + 2) * u.width + 1) * 8) as u64 + 2 * m.nets * columns(m) * 4
+            (((a.d_in + 2) * u.width + 1) * 8) as u64 + 4 * m.nets * columns(m) * 4
         })
         .max()
         .unwrap_or(0)
