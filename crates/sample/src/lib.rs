@@ -129,10 +129,10 @@ pub fn run(p: &Pipeline, data: &Path, opts: &Options) -> Result<Report> {
             format!("{n} of {total} parts written")
         });
     }
-    let writers = WriterPool::new(rayon::current_num_threads());
     let sampled = std::thread::scope(|scope| {
-        let pool = writers.spawn(scope, |job: Written| -> Result<()> {
-            let (dir, name) = (job.dir, part_file_name(job.unit.part));
+        let pool = Writers::spawn(scope, rayon::current_num_threads(), |job: Written| -> Result<()> {
+            let u = job.unit;
+            let (dir, name) = (bag_dir(data, &p.sample.arch[u.arch].name, u.width, u.bag), part_file_name(u.part));
             clean_stale_temps(&dir, Some(&name))?;
             write_part(&dir.join(&name), job.cols, job.meta)?;
             written.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -154,7 +154,7 @@ pub fn run(p: &Pipeline, data: &Path, opts: &Options) -> Result<Report> {
                     arch.name, u.width, u.bag, u.part
                 );
             }
-            pool.send(Written { unit: *u, dir: bag_dir(data, &arch.name, u.width, u.bag), cols, meta })
+            pool.send(Written { unit: *u, cols, meta })
         });
         pool.finish(sampled)
     });
@@ -180,7 +180,6 @@ pub fn run(p: &Pipeline, data: &Path, opts: &Options) -> Result<Report> {
 /// A sampled part on its way to the disk.
 struct Written<'a> {
     unit: WorkUnit,
-    dir: PathBuf,
     cols: Vec<Vec<f32>>,
     meta: &'a PartMeta,
 }
@@ -191,33 +190,29 @@ struct Written<'a> {
 /// the next part. With one writer per sampler and a queue as deep, a
 /// sampler blocks only when every writer is busy and the queue full, and
 /// at most `2 x threads` parts beyond the ones being drawn are held in
-/// memory ([`plan::memory_per_thread`] counts them).
-struct WriterPool {
-    threads: usize,
+/// memory ([`plan::memory_per_thread`] counts them). The samplers hold
+/// this handle.
+struct Writers<'scope, T> {
+    tx: Option<std::sync::mpsc::SyncSender<T>>,
+    failed: std::sync::Arc<std::sync::Mutex<Option<anyhow::Error>>>,
+    handles: Vec<std::thread::ScopedJoinHandle<'scope, ()>>,
 }
 
-impl WriterPool {
-    fn new(threads: usize) -> Self {
-        WriterPool { threads: threads.max(1) }
-    }
-
-    /// Starts the writers in `scope`; each runs `write` on parts until the
-    /// queue closes or a write fails. The first failure stops the others
-    /// after their current part and makes [`Writers::send`] and
+impl<'scope, T: Send + 'scope> Writers<'scope, T> {
+    /// Starts `threads` writers in `scope`; each runs `write` on parts
+    /// until the queue closes or a write fails. The first failure stops the
+    /// others after their current part and makes [`Writers::send`] and
     /// [`Writers::check`] fail, so the samplers stop too.
-    fn spawn<'scope, 'env, T: Send + 'scope>(
-        &self,
-        scope: &'scope std::thread::Scope<'scope, 'env>,
-        write: impl Fn(T) -> Result<()> + Send + Sync + 'scope,
-    ) -> Writers<'scope, T> {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<T>(self.threads);
+    fn spawn<'env>(scope: &'scope std::thread::Scope<'scope, 'env>, threads: usize, write: impl Fn(T) -> Result<()> + Send + Sync + 'scope) -> Self {
+        let threads = threads.max(1);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<T>(threads);
         // Each writer holds the receiver; when the last one stops it is
         // dropped, so a sampler blocked on a full queue gets an error
         // instead of waiting forever.
         let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
         let failed = std::sync::Arc::new(std::sync::Mutex::new(None::<anyhow::Error>));
         let write = std::sync::Arc::new(write);
-        let handles = (0..self.threads)
+        let handles = (0..threads)
             .map(|_| {
                 let (rx, failed, write) = (rx.clone(), failed.clone(), write.clone());
                 scope.spawn(move || {
@@ -238,16 +233,7 @@ impl WriterPool {
             .collect();
         Writers { tx: Some(tx), failed, handles }
     }
-}
 
-/// The handle the samplers send parts to (see [`WriterPool::spawn`]).
-struct Writers<'scope, T> {
-    tx: Option<std::sync::mpsc::SyncSender<T>>,
-    failed: std::sync::Arc<std::sync::Mutex<Option<anyhow::Error>>>,
-    handles: Vec<std::thread::ScopedJoinHandle<'scope, ()>>,
-}
-
-impl<T> Writers<'_, T> {
     /// An error if a writer has failed (the samplers then stop early).
     fn check(&self) -> Result<()> {
         match self.failed.lock() {
@@ -400,7 +386,7 @@ mod tests {
         let (sent, written) = (Mutex::new(Vec::new()), Mutex::new(Vec::new()));
         let rayon = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
         let result = std::thread::scope(|scope| {
-            let pool = WriterPool::new(2).spawn(scope, |j: usize| -> Result<()> {
+            let pool = Writers::spawn(scope, 2, |j: usize| -> Result<()> {
                 std::thread::sleep(std::time::Duration::from_micros(200));
                 if Some(j) == write_fails_at {
                     bail!("cannot write job {j}");
