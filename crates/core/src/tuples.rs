@@ -4,6 +4,8 @@
 //! inputs there are C(k + n - 1, n) tuples of order n (21, 126, 462 for k = 6
 //! and n = 2, 4, 6), enumerated in lexicographic order.
 
+use crate::sampler::Isa;
+
 /// All sorted n-tuples over `0..k`, lexicographic.
 ///
 /// ```
@@ -124,6 +126,11 @@ pub struct ProductTree {
     max_order: usize,
     /// wanted[o] is true if order o is reported.
     wanted: Vec<bool>,
+    /// The prefix tree's nodes depth-first (so lexicographic within each
+    /// order), as (level, input): a node's parent is the last node before
+    /// it one level up, whose partial product is still in `prod` when the
+    /// node is visited.
+    nodes: Vec<(usize, usize)>,
 }
 
 /// Adds per-order sums `s` into `acc` element-wise (orders missing from
@@ -144,6 +151,12 @@ pub fn add_sums(acc: &mut std::collections::BTreeMap<usize, Vec<f64>>, s: std::c
 const BLOCK: usize = 512;
 /// Independent partial sums per tree node.
 const LANES: usize = 8;
+
+/// A block's values of one column or partial product, aligned so that no
+/// vector load of the loops straddles two cache lines.
+#[derive(Clone, Copy)]
+#[repr(align(64))]
+struct Row([f64; BLOCK]);
 
 /// A value that can be widened to f64 (f32 samples, f64 quadrature values).
 pub trait Real: Copy + Send + Sync {
@@ -171,7 +184,19 @@ impl ProductTree {
             assert!(o >= 1, "orders are >= 1");
             wanted[o] = true;
         }
-        ProductTree { k, max_order, wanted }
+        fn rec(k: usize, max: usize, level: usize, first: usize, out: &mut Vec<(usize, usize)>) {
+            for a in first..k {
+                out.push((level, a));
+                if level < max {
+                    rec(k, max, level + 1, a, out);
+                }
+            }
+        }
+        let mut nodes = Vec::new();
+        if max_order >= 1 {
+            rec(k, max_order, 1, 0, &mut nodes);
+        }
+        ProductTree { k, max_order, wanted, nodes }
     }
 
     /// Number of tuples of order `o`.
@@ -181,89 +206,139 @@ impl ProductTree {
 
     /// The sums for every wanted order (see the type's docs). `weights`
     /// defaults to 1 per row. All columns must have the same length.
+    ///
+    /// The loops are compiled for AVX-512, AVX2 and baseline x86-64 and the
+    /// widest the CPU has is used ([`Self::sums_with_isa`] forces one): the
+    /// same multiplies and adds in the same order (none fused), so the same
+    /// bits on each.
     pub fn sums<T: Real>(&self, cols: &[&[T]], weights: Option<&[f64]>) -> std::collections::BTreeMap<usize, Vec<f64>> {
+        self.sums_with_isa(Isa::detect(), cols, weights)
+    }
+
+    /// [`Self::sums`] with the loops of one instruction set.
+    ///
+    /// # Panics
+    /// If this CPU cannot run `isa` ([`Isa::available`]).
+    pub fn sums_with_isa<T: Real>(&self, isa: Isa, cols: &[&[T]], weights: Option<&[f64]>) -> std::collections::BTreeMap<usize, Vec<f64>> {
+        assert!(isa.available(), "this CPU cannot run {isa:?}");
         assert_eq!(cols.len(), self.k, "one column per input");
         let rows = cols.first().map_or(0, |c| c.len());
         assert!(cols.iter().all(|c| c.len() == rows), "columns of equal length");
+        if let Some(w) = weights {
+            assert_eq!(w.len(), rows, "one weight per row");
+        }
         let mut sums: Vec<Vec<f64>> = (0..=self.max_order)
             .map(|o| if self.wanted[o] { vec![0.0; self.len(o)] } else { Vec::new() })
             .collect();
-        // prod[l] holds the partial product of the current prefix of length l (+1 for weights).
-        let mut prod = vec![[0.0f64; BLOCK]; self.max_order + 1];
-        let mut counters = vec![0usize; self.max_order + 1];
-        // The block's columns widened to f64 once, not once per tree node.
-        let mut block = vec![[0.0f64; BLOCK]; self.k];
-        let mut start = 0;
-        while start < rows {
-            let len = BLOCK.min(rows - start);
-            for (dst, src) in block.iter_mut().zip(cols) {
-                for (d, x) in dst[..len].iter_mut().zip(&src[start..start + len]) {
-                    *d = x.f64();
-                }
-            }
-            match weights {
-                Some(w) => prod[0][..len].copy_from_slice(&w[start..start + len]),
-                None => prod[0][..len].fill(1.0),
-            }
-            counters.fill(0);
-            self.descend(&block, len, 1, 0, &mut prod, &mut sums, &mut counters);
-            start += len;
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the CPU supports AVX-512F (asserted above).
+            Isa::Avx512 => unsafe { self.blocks_avx512(cols, weights, &mut sums) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the CPU supports AVX2 (asserted above).
+            Isa::Avx2 => unsafe { self.blocks_avx2(cols, weights, &mut sums) },
+            _ => self.blocks_generic(cols, weights, &mut sums),
         }
         (0..=self.max_order).filter(|&o| self.wanted[o]).map(|o| (o, std::mem::take(&mut sums[o]))).collect()
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn descend(
-        &self,
-        block: &[[f64; BLOCK]],
-        len: usize,
-        level: usize,
-        first: usize,
-        prod: &mut [[f64; BLOCK]],
-        sums: &mut [Vec<f64>],
-        counters: &mut [usize],
-    ) {
-        for a in first..self.k {
-            let col = &block[a][..len];
-            let (lo, hi) = prod.split_at_mut(level);
-            let (parent, cur) = (&lo[level - 1][..len], &mut hi[0][..len]);
-            // Eight independent partial sums: the adds pipeline and vectorise
-            // instead of waiting on one another; they are combined in a fixed
-            // order, so the result is still deterministic.
-            let mut acc = [0.0f64; LANES];
-            let (pc, xc) = (parent.chunks_exact(LANES), col.chunks_exact(LANES));
-            let (pr, xr) = (pc.remainder(), xc.remainder());
-            if level == self.max_order {
-                // Leaf: only the sum is needed.
-                for (p, x) in pc.zip(xc) {
-                    for l in 0..LANES {
-                        acc[l] += p[l] * x[l];
-                    }
-                }
-                for (l, (p, x)) in pr.iter().zip(xr).enumerate() {
-                    acc[l] += p * x;
-                }
-            } else {
-                let (cc, cr) = cur.split_at_mut(len - pr.len());
-                for ((c, p), x) in cc.chunks_exact_mut(LANES).zip(pc).zip(xc) {
-                    for l in 0..LANES {
-                        c[l] = p[l] * x[l];
-                        acc[l] += c[l];
-                    }
-                }
-                for (l, ((c, p), x)) in cr.iter_mut().zip(pr).zip(xr).enumerate() {
-                    *c = p * x;
-                    acc[l] += *c;
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn blocks_avx512<T: Real>(&self, cols: &[&[T]], weights: Option<&[f64]>, sums: &mut [Vec<f64>]) {
+        self.blocks(cols, weights, sums);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn blocks_avx2<T: Real>(&self, cols: &[&[T]], weights: Option<&[f64]>, sums: &mut [Vec<f64>]) {
+        self.blocks(cols, weights, sums);
+    }
+
+    #[inline(never)]
+    fn blocks_generic<T: Real>(&self, cols: &[&[T]], weights: Option<&[f64]>, sums: &mut [Vec<f64>]) {
+        self.blocks(cols, weights, sums);
+    }
+
+    /// The reduction, inlined into each instruction set's function.
+    #[inline(always)]
+    fn blocks<T: Real>(&self, cols: &[&[T]], weights: Option<&[f64]>, sums: &mut [Vec<f64>]) {
+        let rows = cols.first().map_or(0, |c| c.len());
+        // prod[l] holds the partial product of the current prefix of length l (+1 for weights).
+        let mut prod = vec![Row([0.0; BLOCK]); self.max_order + 1];
+        let mut counters = vec![0usize; self.max_order + 1];
+        // The block's columns widened to f64 once, not once per tree node.
+        let mut block = vec![Row([0.0; BLOCK]); self.k];
+        let mut start = 0;
+        while start < rows {
+            let len = BLOCK.min(rows - start);
+            for (dst, src) in block.iter_mut().zip(cols) {
+                for (d, x) in dst.0[..len].iter_mut().zip(&src[start..start + len]) {
+                    *d = x.f64();
                 }
             }
-            let s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-            if self.wanted[level] {
-                sums[level][counters[level]] += s;
+            match weights {
+                Some(w) => prod[0].0[..len].copy_from_slice(&w[start..start + len]),
+                None => prod[0].0[..len].fill(1.0),
             }
-            counters[level] += 1;
-            if level < self.max_order {
-                self.descend(block, len, level + 1, a, prod, sums, counters);
+            counters.fill(0);
+            for &(level, a) in &self.nodes {
+                let col = &block[a].0[..len];
+                let (lo, hi) = prod.split_at_mut(level);
+                let parent = &lo[level - 1].0[..len];
+                // (the partial sums are combined after the branch: combined
+                // in each arm, the loops vectorise worse)
+                let acc = if level == self.max_order { leaf(parent, col) } else { node(parent, col, &mut hi[0].0[..len]) };
+                let s = combine(&acc);
+                if self.wanted[level] {
+                    sums[level][counters[level]] += s;
+                }
+                counters[level] += 1;
             }
+            start += len;
         }
     }
+}
+
+/// `sum_r parent[r] col[r]` in eight independent partial sums: the adds
+/// pipeline and vectorise instead of waiting on one another; they are
+/// combined in a fixed order ([`combine`]), so the result is still
+/// deterministic.
+#[inline(always)]
+fn leaf(parent: &[f64], col: &[f64]) -> [f64; LANES] {
+    let mut acc = [0.0f64; LANES];
+    let (pc, pr) = parent.as_chunks::<LANES>();
+    let (xc, xr) = col.as_chunks::<LANES>();
+    for (p, x) in pc.iter().zip(xc) {
+        acc = std::array::from_fn(|l| acc[l] + p[l] * x[l]);
+    }
+    for (l, (p, x)) in pr.iter().zip(xr).enumerate() {
+        acc[l] += p * x;
+    }
+    acc
+}
+
+/// [`leaf`], also storing the products in `cur` for the node's children.
+#[inline(always)]
+fn node(parent: &[f64], col: &[f64], cur: &mut [f64]) -> [f64; LANES] {
+    let mut acc = [0.0f64; LANES];
+    let (pc, pr) = parent.as_chunks::<LANES>();
+    let (xc, xr) = col.as_chunks::<LANES>();
+    let (cc, cr) = cur.as_chunks_mut::<LANES>();
+    for ((c, p), x) in cc.iter_mut().zip(pc).zip(xc) {
+        // all eight products before the store, so the loads need not wait
+        // on it and the eight lanes are one vector operation
+        let v: [f64; LANES] = std::array::from_fn(|l| p[l] * x[l]);
+        *c = v;
+        acc = std::array::from_fn(|l| acc[l] + v[l]);
+    }
+    for (l, ((c, p), x)) in cr.iter_mut().zip(pr).zip(xr).enumerate() {
+        *c = p * x;
+        acc[l] += *c;
+    }
+    acc
+}
+
+#[inline(always)]
+fn combine(acc: &[f64; LANES]) -> f64 {
+    ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
 }

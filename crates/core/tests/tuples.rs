@@ -57,3 +57,29 @@ fn product_tree_matches_naive_sums() {
         }
     }
 }
+
+#[test]
+fn product_tree_gives_the_same_bits_on_every_instruction_set() {
+    use nnqft_core::sampler::Isa;
+    let k = 6;
+    let rows = 2 * 512 + 77; // whole blocks, a partial one and a partial lane group
+    let cols: Vec<Vec<f32>> = (0..k)
+        .map(|a| (0..rows).map(|r| (((r * 2654435761 + a * 97) % 1000) as f32 / 137.0 - 3.3).sin() * 2.5).collect())
+        .collect();
+    let weights: Vec<f64> = (0..rows).map(|r| 0.5 + (r % 7) as f64 / 3.0).collect();
+    let refs: Vec<&[f32]> = cols.iter().map(|c| c.as_slice()).collect();
+    let tree = ProductTree::new(k, &[1, 2, 4, 6]);
+    for w in [None, Some(&weights[..])] {
+        let generic = tree.sums_with_isa(Isa::Generic, &refs, w);
+        let mut checked = 0;
+        for isa in [Isa::Avx2, Isa::Avx512].into_iter().filter(|i| i.available()) {
+            let got = tree.sums_with_isa(isa, &refs, w);
+            for (o, v) in &generic {
+                let differ = v.iter().zip(&got[o]).position(|(a, b)| a.to_bits() != b.to_bits());
+                assert_eq!(differ, None, "{isa:?}, order {o}: first tuple whose sum differs from the generic loops'");
+            }
+            checked += 1;
+        }
+        eprintln!("checked {checked} instruction sets against the generic loops");
+    }
+}
