@@ -72,6 +72,46 @@ pub struct NormalStream {
     /// Normals of `buf` already handed out (`LANES`: none left).
     used: usize,
     isa: Isa,
+    /// How the AVX-512 path fetches its table entries.
+    loads: TableLoads,
+}
+
+/// How the AVX-512 path fetches each lane's two ziggurat table entries:
+/// the same values either way, so the same bits; only the speed differs.
+/// [`TableLoads::fastest`] measures which is faster on this CPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TableLoads {
+    /// Two 8-lane gathers per step (0.78 ns per normal on the Intel Xeon
+    /// of BENCHMARKS.md; AMD Zen 4's gathers are slow: 1.55 ns).
+    Gather,
+    /// Eight 16-byte loads of `(X[i], X[i + 1])` merged into two registers
+    /// (0.93 ns per normal on AMD Zen 4).
+    Pairs,
+}
+
+impl TableLoads {
+    /// The faster of the two on this CPU, measured once per process (about
+    /// a millisecond: the best of five alternating runs of 2^16 normals
+    /// each). [`TableLoads::Gather`] without AVX-512, where it is unused.
+    pub fn fastest() -> TableLoads {
+        static CHOICE: OnceLock<TableLoads> = OnceLock::new();
+        *CHOICE.get_or_init(|| {
+            if !Isa::Avx512.available() {
+                return TableLoads::Gather;
+            }
+            let mut best = [f64::INFINITY; 2];
+            let mut buf = vec![0.0; 1 << 16];
+            for _ in 0..5 {
+                for (b, loads) in best.iter_mut().zip([TableLoads::Gather, TableLoads::Pairs]) {
+                    let mut g = NormalStream::from_state_with([1, 2, 3, 4], Isa::Avx512, loads);
+                    let t = std::time::Instant::now();
+                    g.fill(&mut buf);
+                    *b = b.min(t.elapsed().as_secs_f64());
+                }
+            }
+            if best[1] < best[0] { TableLoads::Pairs } else { TableLoads::Gather }
+        })
+    }
 }
 
 /// One Xoshiro256++ step of a single state.
@@ -330,8 +370,20 @@ impl NormalStream {
         Self::from_state(s0, isa)
     }
 
+    /// [`NormalStream::with_isa`] with the AVX-512 path's table loads forced
+    /// (tests check that both give the same bits).
+    pub fn with_table_loads<R: Rng + ?Sized>(rng: &mut R, isa: Isa, loads: TableLoads) -> Self {
+        let mut g = Self::with_isa(rng, isa);
+        g.loads = loads;
+        g
+    }
+
     /// Lanes from lane 0's state (tests compare the lanes with rand_xoshiro).
     pub fn from_state(s0: [u64; 4], isa: Isa) -> Self {
+        Self::from_state_with(s0, isa, if isa == Isa::Avx512 { TableLoads::fastest() } else { TableLoads::Gather })
+    }
+
+    fn from_state_with(s0: [u64; 4], isa: Isa, loads: TableLoads) -> Self {
         let mut s = [[0u64; LANES]; 4];
         let mut cur = s0;
         for l in 0..LANES {
@@ -342,7 +394,7 @@ impl NormalStream {
         }
         let seed: Vec<u8> = cur.iter().flat_map(|w| w.to_le_bytes()).collect();
         let spill = Xoshiro256PlusPlus::from_seed(seed.try_into().expect("32 bytes"));
-        NormalStream { s, spill, buf: [0.0; LANES], used: LANES, isa }
+        NormalStream { s, spill, buf: [0.0; LANES], used: LANES, isa, loads }
     }
 
     /// The next raw word of every lane (the generic path's generator).
@@ -387,7 +439,12 @@ impl NormalStream {
         match self.isa {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: with_isa asserted the CPU has this instruction set, and every AVX-512F CPU has AVX2.
-            Isa::Avx512 if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("popcnt") => unsafe { self.steps_avx512(out) },
+            Isa::Avx512 if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("popcnt") => unsafe {
+                match self.loads {
+                    TableLoads::Gather => self.steps_avx512::<true>(out),
+                    TableLoads::Pairs => self.steps_avx512::<false>(out),
+                }
+            },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as above.
             Isa::Avx2 | Isa::Avx512 if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("popcnt") => unsafe { self.steps_avx2(out) },
@@ -407,15 +464,15 @@ impl NormalStream {
 
     /// The generic step with all [`LANES`] lanes in one AVX-512 register:
     /// the state stays in registers over the whole call, and each lane's
-    /// two table entries come by two gathers. On the Intel Xeon of
-    /// BENCHMARKS.md this draws a normal in 0.78 ns against 1.06 for the
-    /// AVX2 path (both with slow draws batched); the AVX2 path's 16-byte
-    /// loads, merged into two registers by inserts and permutes, were
-    /// slower here than the gathers.
+    /// two table entries come by two gathers (`GATHER`) or by eight 16-byte
+    /// loads ([`TableLoads`]). On the Intel Xeon of BENCHMARKS.md the
+    /// gathers draw a normal in 0.78 ns against 1.06 for the AVX2 path
+    /// (both with slow draws batched); on AMD Zen 4 the loads take 0.93 ns,
+    /// the gathers 1.55 and the AVX2 path 1.07.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,popcnt")]
-    unsafe fn steps_avx512(&mut self, out: &mut [f64]) {
-        // SAFETY: the caller checked AVX-512F and POPCNT; the loads and stores stay inside self.s, words and the chunk c, and the gathers inside X (i + 1 <= 256 of 257 entries).
+    unsafe fn steps_avx512<const GATHER: bool>(&mut self, out: &mut [f64]) {
+        // SAFETY: the caller checked AVX-512F and POPCNT; the loads and stores stay inside self.s, words and the chunk c, and the gathers and pair loads inside X (i + 1 <= 256 of 257 entries).
         unsafe {
             use std::arch::x86_64::*;
             let mut s = [_mm512_setzero_si512(); 4];
@@ -439,8 +496,20 @@ impl NormalStream {
                     let s3 = _mm512_rol_epi64::<45>(s3);
                     s = [s0, s1, s2, s3];
                     let i = _mm512_and_si512(b, low8);
-                    let xi = _mm512_i64gather_pd::<8>(i, X.as_ptr());
-                    let xi1 = _mm512_i64gather_pd::<8>(i, X.as_ptr().add(1));
+                    let (xi, xi1) = if GATHER {
+                        (_mm512_i64gather_pd::<8>(i, X.as_ptr()), _mm512_i64gather_pd::<8>(i, X.as_ptr().add(1)))
+                    } else {
+                        let mut idx = [0u64; LANES];
+                        _mm512_storeu_si512(idx.as_mut_ptr() as *mut _, i);
+                        // (X[i], X[i + 1]) of lane l; lanes 0, 2, 4, 6 in `even`'s 128-bit
+                        // quarters and 1, 3, 5, 7 in `odd`'s, so the unpacks give lanes 0..8 in order
+                        let pair = |l: usize| _mm_loadu_pd(X.as_ptr().add(idx[l] as usize));
+                        let quad = |a: usize, b: usize, c: usize, d: usize| {
+                            _mm512_insertf64x4::<1>(_mm512_castpd256_pd512(_mm256_set_m128d(pair(b), pair(a))), _mm256_set_m128d(pair(d), pair(c)))
+                        };
+                        let (even, odd) = (quad(0, 2, 4, 6), quad(1, 3, 5, 7));
+                        (_mm512_unpacklo_pd(even, odd), _mm512_unpackhi_pd(even, odd))
+                    };
                     let u = _mm512_sub_pd(_mm512_castsi512_pd(_mm512_or_si512(_mm512_srli_epi64::<12>(b), two)), three);
                     let xv = _mm512_mul_pd(u, xi);
                     _mm512_storeu_pd(c.as_mut_ptr(), xv);

@@ -10,7 +10,7 @@
 //! density of any one ziggurat layer's wedge (each bin holds >= 2.6e3
 //! draws... 1e7 in the centre).
 
-use nnqft_core::normal::{NormalStream, LANES};
+use nnqft_core::normal::{NormalStream, TableLoads, LANES};
 use nnqft_core::rng::StreamKey;
 use nnqft_core::sampler::Isa;
 use nnqft_core::ziggurat_tables::{ZIG_NORM_F, ZIG_NORM_R, ZIG_NORM_X};
@@ -200,6 +200,15 @@ fn every_instruction_set_and_every_split_gives_the_same_bits() {
         let mut got = vec![0.0; n];
         NormalStream::with_isa(&mut key.stream(), isa).fill(&mut got);
         assert!(got.iter().zip(&reference).all(|(a, b)| a.to_bits() == b.to_bits()), "{isa:?} differs from Generic");
+    }
+    // both ways of fetching the AVX-512 path's table entries
+    if Isa::Avx512.available() {
+        eprintln!("the table loads measured fastest here: {:?}", TableLoads::fastest());
+        for loads in [TableLoads::Gather, TableLoads::Pairs] {
+            let mut got = vec![0.0; n];
+            NormalStream::with_table_loads(&mut key.stream(), Isa::Avx512, loads).fill(&mut got);
+            assert!(got.iter().zip(&reference).all(|(a, b)| a.to_bits() == b.to_bits()), "Avx512 with {loads:?} differs from Generic");
+        }
     }
     // calls of every size give the same sequence
     for isa in isas.iter().copied().chain([Isa::Generic]) {
