@@ -19,7 +19,8 @@
 //! and the slow path is scalar on every CPU, so the bits do not depend on
 //! the instruction set (`tests/normal.rs` and `tests/pinned_bits.rs` force
 //! each). AVX-512 holds a step's 8 lanes in one register and fetches the
-//! table entries by two gathers; AVX2 uses two registers and 16-byte loads
+//! table entries by two gathers or by 16-byte loads, whichever this CPU
+//! runs faster ([`TableLoads`]); AVX2 uses two registers and 16-byte loads
 //! (cheaper than gathers on AMD). Both run the fast paths of a batch of
 //! [`BATCH`] normals first and the batch's slow draws after them, in the
 //! same order, so the fast loop has no branch on a miss.
