@@ -113,6 +113,12 @@ impl TableLoads {
             if best[1] < best[0] { TableLoads::Pairs } else { TableLoads::Gather }
         })
     }
+
+    /// What a stream on `isa` uses: [`TableLoads::fastest`] on AVX-512
+    /// (measured only then), otherwise unused.
+    fn for_isa(isa: Isa) -> TableLoads {
+        if isa == Isa::Avx512 { TableLoads::fastest() } else { TableLoads::Gather }
+    }
 }
 
 /// One Xoshiro256++ step of a single state.
@@ -362,26 +368,24 @@ impl NormalStream {
     /// [`NormalStream::new`] on a forced instruction set (the same bits on
     /// each; panics if the CPU lacks it).
     pub fn with_isa<R: Rng + ?Sized>(rng: &mut R, isa: Isa) -> Self {
+        Self::with_table_loads(rng, isa, TableLoads::for_isa(isa))
+    }
+
+    /// [`NormalStream::with_isa`] with the AVX-512 path's table loads forced
+    /// (tests check that both give the same bits).
+    pub fn with_table_loads<R: Rng + ?Sized>(rng: &mut R, isa: Isa, loads: TableLoads) -> Self {
         assert!(isa.available(), "{isa:?} is not available on this CPU");
         let mut s0 = [rng.next_u64(), rng.next_u64(), rng.next_u64(), rng.next_u64()];
         if s0 == [0; 4] {
             // the one state Xoshiro cannot leave (probability 2^-256)
             s0 = [0x9e37_79b9_7f4a_7c15, 1, 2, 3];
         }
-        Self::from_state(s0, isa)
-    }
-
-    /// [`NormalStream::with_isa`] with the AVX-512 path's table loads forced
-    /// (tests check that both give the same bits).
-    pub fn with_table_loads<R: Rng + ?Sized>(rng: &mut R, isa: Isa, loads: TableLoads) -> Self {
-        let mut g = Self::with_isa(rng, isa);
-        g.loads = loads;
-        g
+        Self::from_state_with(s0, isa, loads)
     }
 
     /// Lanes from lane 0's state (tests compare the lanes with rand_xoshiro).
     pub fn from_state(s0: [u64; 4], isa: Isa) -> Self {
-        Self::from_state_with(s0, isa, if isa == Isa::Avx512 { TableLoads::fastest() } else { TableLoads::Gather })
+        Self::from_state_with(s0, isa, TableLoads::for_isa(isa))
     }
 
     fn from_state_with(s0: [u64; 4], isa: Isa, loads: TableLoads) -> Self {
