@@ -267,10 +267,16 @@ impl NetSampler {
     #[inline(always)]
     fn evaluate_fused_relu(&self, isa: Isa, normals: &[f64], out: &mut [f64]) {
         if !self.wide() {
-            if isa == Isa::Avx512 {
-                return self.fused_relu_by_input::<true>(normals, out);
-            }
-            return self.fused_relu_by_input::<false>(normals, out);
+            return match (isa == Isa::Avx512, self.d) {
+                (true, 1) => self.fused_relu_by_input::<true, 1>(normals, out),
+                (true, 2) => self.fused_relu_by_input::<true, 2>(normals, out),
+                (true, 3) => self.fused_relu_by_input::<true, 3>(normals, out),
+                (true, _) => self.fused_relu_by_input::<true, 0>(normals, out),
+                (false, 1) => self.fused_relu_by_input::<false, 1>(normals, out),
+                (false, 2) => self.fused_relu_by_input::<false, 2>(normals, out),
+                (false, 3) => self.fused_relu_by_input::<false, 3>(normals, out),
+                (false, _) => self.fused_relu_by_input::<false, 0>(normals, out),
+            };
         }
         let mut groups = out.chunks_exact_mut(FUSED_GROUP);
         let mut a = 0;
@@ -294,8 +300,8 @@ impl NetSampler {
     /// block or a few leave nothing to overlap, and at N = 10 this form
     /// draws 9.4-9.7M nets/s against 7.2-7.4M as groups of one (AVX-512).
     #[inline(always)]
-    fn fused_relu_by_input<const BARRIER: bool>(&self, normals: &[f64], out: &mut [f64]) {
-        let (d, n) = (self.d, self.n);
+    fn fused_relu_by_input<const BARRIER: bool, const D: usize>(&self, normals: &[f64], out: &mut [f64]) {
+        let (d, n) = (if D > 0 { D } else { self.d }, self.n);
         let (w0, rest) = normals.split_at(n * d);
         let (b0, outs) = rest.split_at(n);
         let (w1, b1) = outs.split_at(n);
@@ -443,7 +449,12 @@ impl NetSampler {
         // on the generic path software fused multiply-adds dominate
         // (0.91-1.01x there)
         if self.n < SHORT && isa != Isa::Generic {
-            self.pre_activations_short(normals, zs);
+            match self.d {
+                1 => self.pre_activations_short::<1>(normals, zs),
+                2 => self.pre_activations_short::<2>(normals, zs),
+                3 => self.pre_activations_short::<3>(normals, zs),
+                _ => self.pre_activations_short::<0>(normals, zs),
+            }
         } else {
             for (net, z) in normals.chunks_exact(per).zip(zs.chunks_exact_mut(kn)) {
                 self.pre_activations(net, z);
@@ -486,8 +497,9 @@ impl NetSampler {
     /// [`Self::pre_activations`], whose rows stop at their ends.
     /// Per value the operations are the same.
     #[inline(always)]
-    fn pre_activations_short(&self, normals: &[f64], zs: &mut [f64]) {
-        let (d, n, per, kn) = (self.d, self.n, self.normals_per_net(), self.k() * self.n);
+    fn pre_activations_short<const D: usize>(&self, normals: &[f64], zs: &mut [f64]) {
+        let d = if D > 0 { D } else { self.d };
+        let (n, per, kn) = (self.n, self.normals_per_net(), self.k() * self.n);
         let nets = zs.len() / kn;
         // the furthest a net's blocks read (its b0 row's last block) and
         // write (its last row's), from the net's start
@@ -534,9 +546,43 @@ impl NetSampler {
         }
     }
 
-    /// The N pre-activations of input `a` into `za`.
+    /// The N pre-activations of input `a` into `za`: for d_in up to 3 in
+    /// one pass over the row ([`Self::pre_activation_row_fused`]), else a
+    /// pass per coordinate; the same operations in the same order.
     #[inline(always)]
     fn pre_activation_row(&self, normals: &[f64], a: usize, za: &mut [f64]) {
+        match self.d {
+            1 => self.pre_activation_row_fused::<1>(normals, a, za),
+            2 => self.pre_activation_row_fused::<2>(normals, a, za),
+            3 => self.pre_activation_row_fused::<3>(normals, a, za),
+            _ => self.pre_activation_row_passes(normals, a, za),
+        }
+    }
+
+    /// [`Self::pre_activation_row`] for d_in = `D`, each value loaded,
+    /// summed and stored once.
+    #[inline(always)]
+    fn pre_activation_row_fused<const D: usize>(&self, normals: &[f64], a: usize, za: &mut [f64]) {
+        let n = self.n;
+        let b0 = &normals[D * n..(D + 1) * n];
+        let w: [&[f64]; D] = std::array::from_fn(|j| &normals[j * n..(j + 1) * n]);
+        let cx: &[f64; D] = self.cx[a * D..(a + 1) * D].try_into().expect("D coordinates");
+        let m = self.pre_mean.as_ref().map(|m| m[a]);
+        for (i, (zi, bi)) in za[..n].iter_mut().zip(b0).enumerate() {
+            let mut z = self.sb * bi;
+            for j in 0..D {
+                z = cx[j].mul_add(w[j][i], z);
+            }
+            if let Some(m) = m {
+                z += m;
+            }
+            *zi = z;
+        }
+    }
+
+    /// [`Self::pre_activation_row`] a pass per coordinate (any d_in).
+    #[inline(always)]
+    fn pre_activation_row_passes(&self, normals: &[f64], a: usize, za: &mut [f64]) {
         let (d, n) = (self.d, self.n);
         let (w0, rest) = normals.split_at(n * d);
         let b0 = &rest[..n];
@@ -830,17 +876,59 @@ mod tests {
                         for (net, z) in normals.chunks_exact(per).zip(rows.chunks_exact_mut(kn)) {
                             s.pre_activations(net, z);
                         }
-                        let mut blocks = vec![f64::NAN; nets * kn];
-                        s.pre_activations_short(&normals, &mut blocks);
-                        for (i, (r, b)) in rows.iter().zip(&blocks).enumerate() {
-                            assert_eq!(r.to_bits(), b.to_bits(), "d_in {d}, means {means}, N = {width}, {nets} nets, value {i}: {r} vs {b}");
+                        // the loops for this d_in, and the general ones
+                        for general in [false, true] {
+                            let mut blocks = vec![f64::NAN; nets * kn];
+                            match (general, d) {
+                                (false, 1) => s.pre_activations_short::<1>(&normals, &mut blocks),
+                                (false, 2) => s.pre_activations_short::<2>(&normals, &mut blocks),
+                                (false, 3) => s.pre_activations_short::<3>(&normals, &mut blocks),
+                                _ => s.pre_activations_short::<0>(&normals, &mut blocks),
+                            }
+                            for (i, (r, b)) in rows.iter().zip(&blocks).enumerate() {
+                                assert_eq!(r.to_bits(), b.to_bits(), "d_in {d}, means {means}, N = {width}, {nets} nets, value {i}, general {general}: {r} vs {b}");
+                            }
+                            checked += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(checked, 3 * 2 * 17 * 4 * 2);
+    }
+
+    /// The one-pass pre-activation rows (d_in 1 to 3) give the bits of a
+    /// pass per coordinate, with and without hidden means, at widths
+    /// around the vector lengths and wide ones.
+    #[test]
+    fn fused_pre_activation_rows_equal_a_pass_per_coordinate() {
+        let mut checked = 0;
+        for d in 1..=3usize {
+            for means in [false, true] {
+                let inputs: Vec<Vec<f64>> = (0..4).map(|a| (0..d).map(|j| 0.55 * a as f64 - 0.35 * j as f64 - 0.7).collect()).collect();
+                let mut arch = ArchSpec::single("erf", Activation::Erf, 1.4, 0.9, inputs);
+                arch.d_in = d;
+                if means {
+                    (arch.mu_w, arch.mu_b) = (-0.35, 0.15);
+                }
+                for width in [1usize, 7, 8, 9, 31, 33, 257, 1000] {
+                    let s = NetSampler::new(&arch, width);
+                    let mut rng = NormalStream::new(&mut StreamKey { seed: 6, arch: "erf", width, bag: 0, part: d as u32 }.stream());
+                    let mut normals = vec![0.0; s.normals_per_net()];
+                    rng.fill(&mut normals);
+                    for a in 0..s.k() {
+                        let (mut fused, mut passes) = (vec![f64::NAN; width], vec![f64::NAN; width]);
+                        s.pre_activation_row(&normals, a, &mut fused);
+                        s.pre_activation_row_passes(&normals, a, &mut passes);
+                        for (i, (f, p)) in fused.iter().zip(&passes).enumerate() {
+                            assert_eq!(f.to_bits(), p.to_bits(), "d_in {d}, means {means}, N = {width}, input {a}, unit {i}: {f} vs {p}");
                         }
                         checked += 1;
                     }
                 }
             }
         }
-        assert_eq!(checked, 3 * 2 * 17 * 4);
+        assert_eq!(checked, 3 * 2 * 8 * 4);
     }
 
     /// Wide nets taken row by row give the bits of the batched pass: every
