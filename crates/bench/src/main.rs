@@ -3,6 +3,8 @@
 //! ziggurat), of the version-1 and version-2 samplers (the baselines the
 //! speed-ups are measured against, in this process), of a batched numpy
 //! sampler (`bench/numpy_sampler.py`, one thread, run in the same benchmark),
+//! of the sampler's activation pass alone (nets/s if a net cost only its
+//! k N activations: with the generator's rate, where a net's time goes),
 //! of the deep sampler (3 hidden layers), and of the moments reduction, at 1
 //! and 2 threads; then the peak RSS of
 //! `nnqft-sample` at 10^6 and 3 x 10^6 nets per bag. Prints a table and
@@ -208,6 +210,28 @@ fn run(args: &Args) -> Result<()> {
             });
             rows.push(Row { ratio_to_rng: v2 / rng_rate[1], ratio_to_numpy: v2 / numpy, ratio_to_v1: v2 / v1, ratio_to_v2: 1.0, ..Row::new("sample_v2", act.name(), width, 1, v2, "nets/s") });
             println!("{:<10} {:<6} {:>6} {:>7} {:>10.0} n/s {:>10.2} {:>9.2} {:>8.2} {:>8.2}", "sample-v2", act.name(), width, 1, v2, v2 / rng_rate[1], v2 / numpy, v2 / v1, 1.0);
+            // the activation pass alone, on rows as the sampler forms them
+            // (all the pre-activations of a call's nets below
+            // ROW_BY_ROW = 256 units, one input's N values above), from a
+            // copy of the pre-activations (the copy included: ~0.15 ns a value)
+            let act_rate = rate(secs, 1, &|| {
+                let per_call = (nnqft_core::sampler::NORMALS_PER_CALL / normals_per_net).max(1);
+                let len = if width >= 256 { width } else { 6 * width * per_call };
+                let mut normals = NormalStream::new(&mut StreamKey { seed: 1, arch: "bench", width, bag: 0, part: 0 }.stream());
+                let mut pre = vec![0.0f64; len];
+                normals.fill(&mut pre);
+                let mut z = pre.clone();
+                let isa = nnqft_core::sampler::Isa::detect();
+                let reps = (batch * 6 * width).div_ceil(len);
+                for _ in 0..reps {
+                    z.copy_from_slice(&pre);
+                    nnqft_core::sampler::activate(act, isa, &mut z);
+                    black_box(&z);
+                }
+                (reps * len / (6 * width)) as u64
+            });
+            println!("{:<10} {:<6} {:>6} {:>7} {:>10.0} n/s {:>10.2}", "act-only", act.name(), width, 1, act_rate, act_rate / rng_rate[1]);
+            rows.push(Row { ratio_to_rng: act_rate / rng_rate[1], ..Row::new("activation_only", act.name(), width, 1, act_rate, "nets/s") });
             for threads in [1usize, 2] {
                 let r = rate(secs, threads, &|| {
                     let mut s = NetSampler::new(&arch, width);

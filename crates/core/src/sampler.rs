@@ -689,6 +689,42 @@ pub(crate) fn activate_row(act: Activation, isa: Isa, z: &mut [f64]) {
     }
 }
 
+/// The sampler's activation pass over `z` (its pre-activations), compiled
+/// for `isa` as in the sampler (for benchmarks: `nnqft-bench` times it
+/// alone). Panics if the CPU lacks `isa` ([`Isa::available`]).
+///
+/// ```
+/// use nnqft_core::Activation;
+/// use nnqft_core::sampler::{activate, Isa};
+/// let mut z = [-1.0, 0.0, 0.5];
+/// activate(Activation::Relu, Isa::detect(), &mut z);
+/// assert_eq!(z, [0.0, 0.0, 0.5]);
+/// ```
+pub fn activate(act: Activation, isa: Isa, z: &mut [f64]) {
+    assert!(isa.available(), "this CPU lacks {isa:?}");
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the CPU supports AVX-512F (asserted above).
+        Isa::Avx512 => unsafe { activate_avx512(act, z) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the CPU supports AVX2 and FMA (asserted above).
+        Isa::Avx2 => unsafe { activate_avx2(act, z) },
+        _ => activate_row(act, Isa::Generic, z),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn activate_avx512(act: Activation, z: &mut [f64]) {
+    activate_row(act, Isa::Avx512, z);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn activate_avx2(act: Activation, z: &mut [f64]) {
+    activate_row(act, Isa::Avx2, z);
+}
+
 /// Appends one net's values to the f32 columns.
 #[inline(always)]
 fn push_net<T: Stored>(cols: &mut [Vec<T>], out: &[f64]) {
