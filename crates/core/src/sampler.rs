@@ -885,6 +885,18 @@ mod tests {
         assert_eq!(checked, 7 * 4 * 2 * 5 * 5);
     }
 
+    /// A single-layer architecture of `k` inputs in `d` dimensions (spread
+    /// over both signs), with hidden means or without.
+    fn arch_with(act: Activation, k: usize, d: usize, means: bool) -> ArchSpec {
+        let inputs: Vec<Vec<f64>> = (0..k).map(|a| (0..d).map(|j| 0.45 * a as f64 - 0.35 * j as f64 - 0.8).collect()).collect();
+        let mut arch = ArchSpec::single(act.name(), act, 1.3, 0.8, inputs);
+        arch.d_in = d;
+        if means {
+            (arch.mu_w, arch.mu_b) = (0.45, -0.25);
+        }
+        arch
+    }
+
     /// Short rows' pre-activations in whole blocks (reading past a row's
     /// end, overwriting the next row's start) give the bits of the row by
     /// row loop, in every net of a batch, the last ones included: widths 1
@@ -895,12 +907,7 @@ mod tests {
         let mut checked = 0;
         for d in 1..=3usize {
             for means in [false, true] {
-                let inputs: Vec<Vec<f64>> = (0..6).map(|a| (0..d).map(|j| 0.35 * a as f64 - 0.6 * j as f64 - 0.9).collect()).collect();
-                let mut arch = ArchSpec::single("tanh", Activation::Tanh, 1.3, 0.8, inputs);
-                arch.d_in = d;
-                if means {
-                    (arch.mu_w, arch.mu_b) = (0.45, -0.25);
-                }
+                let arch = arch_with(Activation::Tanh, 6, d, means);
                 for width in 1..=17usize {
                     let s = NetSampler::new(&arch, width);
                     let (per, kn) = (s.normals_per_net(), s.k() * width);
@@ -941,12 +948,7 @@ mod tests {
         let mut checked = 0;
         for d in 1..=3usize {
             for means in [false, true] {
-                let inputs: Vec<Vec<f64>> = (0..4).map(|a| (0..d).map(|j| 0.55 * a as f64 - 0.35 * j as f64 - 0.7).collect()).collect();
-                let mut arch = ArchSpec::single("erf", Activation::Erf, 1.4, 0.9, inputs);
-                arch.d_in = d;
-                if means {
-                    (arch.mu_w, arch.mu_b) = (-0.35, 0.15);
-                }
+                let arch = arch_with(Activation::Erf, 4, d, means);
                 for width in [1usize, 7, 8, 9, 31, 33, 257, 1000] {
                     let s = NetSampler::new(&arch, width);
                     let mut rng = NormalStream::new(&mut StreamKey { seed: 6, arch: "erf", width, bag: 0, part: d as u32 }.stream());
