@@ -158,12 +158,13 @@ fn run(args: &Args) -> Result<()> {
         // d_in = 1: (d + 2) N + 1 normals per net.
         let normals_per_net = 3 * width + 1;
         let batch = (200_000 / width).max(20);
+        // nets per generator call, as the sampler draws them
+        let per_call = (nnqft_core::sampler::NORMALS_PER_CALL / normals_per_net).max(1);
         let mut rng_rate = [0.0; 3];
         for threads in [1usize, 2] {
             let r = rate(secs, threads, &|| {
                 // as the sampler draws them: the normals of several nets per call
                 let mut normals = NormalStream::new(&mut StreamKey { seed: 1, arch: "bench", width, bag: 0, part: 0 }.stream());
-                let per_call = (nnqft_core::sampler::NORMALS_PER_CALL / normals_per_net).max(1);
                 let mut buf = vec![0.0f64; per_call * normals_per_net];
                 for _ in 0..batch.div_ceil(per_call) {
                     normals.fill(&mut buf);
@@ -189,6 +190,16 @@ fn run(args: &Args) -> Result<()> {
         });
         println!("{:<10} {:<6} {:>6} {:>7} {:>10.0} n/s {:>10.2}", "rng-v2", "-", width, 1, r, r / rng_rate[1]);
         rows.push(Row { ratio_to_rng: r / rng_rate[1], ..Row::new("rng_only_v2", "-", width, 1, r, "nets/s") });
+        // pre-activations for the activation pass alone, in rows as the
+        // sampler forms them (all the pre-activations of a call's nets below
+        // ROW_BY_ROW = 256 units, one input's N values above)
+        let pre = {
+            let len = if width >= 256 { width } else { 6 * width * per_call };
+            let mut pre = vec![0.0f64; len];
+            NormalStream::new(&mut StreamKey { seed: 1, arch: "bench", width, bag: 0, part: 0 }.stream()).fill(&mut pre);
+            pre
+        };
+        let isa = nnqft_core::sampler::Isa::detect();
         for act in [Activation::Erf, Activation::Relu, Activation::Gauss, Activation::Tanh] {
             let arch = ArchSpec::single(act.name(), act, 1.0, 1.0, inputs6());
             let numpy = numpy_rate(act, width, secs.max(0.5));
@@ -210,25 +221,17 @@ fn run(args: &Args) -> Result<()> {
             });
             rows.push(Row { ratio_to_rng: v2 / rng_rate[1], ratio_to_numpy: v2 / numpy, ratio_to_v1: v2 / v1, ratio_to_v2: 1.0, ..Row::new("sample_v2", act.name(), width, 1, v2, "nets/s") });
             println!("{:<10} {:<6} {:>6} {:>7} {:>10.0} n/s {:>10.2} {:>9.2} {:>8.2} {:>8.2}", "sample-v2", act.name(), width, 1, v2, v2 / rng_rate[1], v2 / numpy, v2 / v1, 1.0);
-            // the activation pass alone, on rows as the sampler forms them
-            // (all the pre-activations of a call's nets below
-            // ROW_BY_ROW = 256 units, one input's N values above), from a
-            // copy of the pre-activations (the copy included: ~0.15 ns a value)
+            // the activation pass alone, from a copy of the pre-activations
+            // (the copy included: ~0.15 ns a value)
             let act_rate = rate(secs, 1, &|| {
-                let per_call = (nnqft_core::sampler::NORMALS_PER_CALL / normals_per_net).max(1);
-                let len = if width >= 256 { width } else { 6 * width * per_call };
-                let mut normals = NormalStream::new(&mut StreamKey { seed: 1, arch: "bench", width, bag: 0, part: 0 }.stream());
-                let mut pre = vec![0.0f64; len];
-                normals.fill(&mut pre);
                 let mut z = pre.clone();
-                let isa = nnqft_core::sampler::Isa::detect();
-                let reps = (batch * 6 * width).div_ceil(len);
+                let reps = (batch * 6 * width).div_ceil(pre.len());
                 for _ in 0..reps {
                     z.copy_from_slice(&pre);
                     nnqft_core::sampler::activate(act, isa, &mut z);
                     black_box(&z);
                 }
-                (reps * len / (6 * width)) as u64
+                (reps * pre.len() / (6 * width)) as u64
             });
             println!("{:<10} {:<6} {:>6} {:>7} {:>10.0} n/s {:>10.2}", "act-only", act.name(), width, 1, act_rate, act_rate / rng_rate[1]);
             rows.push(Row { ratio_to_rng: act_rate / rng_rate[1], ..Row::new("activation_only", act.name(), width, 1, act_rate, "nets/s") });
