@@ -312,22 +312,7 @@ impl NetSampler {
             let mut s = [0.0; LANES];
             for blk in 0..blocks {
                 let i0 = blk * LANES;
-                let b: &[f64; LANES] = b0[i0..i0 + LANES].try_into().expect("LANES-sized block");
-                let mut h = [0.0; LANES];
-                for l in 0..LANES {
-                    h[l] = self.sb * b[l];
-                }
-                for (j, c) in cx.iter().enumerate() {
-                    let w: &[f64; LANES] = w0[j * n + i0..j * n + i0 + LANES].try_into().expect("LANES-sized block");
-                    for l in 0..LANES {
-                        h[l] = c.mul_add(w[l], h[l]);
-                    }
-                }
-                if let Some(m) = m {
-                    for v in h.iter_mut() {
-                        *v += m;
-                    }
-                }
+                let mut h = self.pre_block(w0, b0, cx, m, i0);
                 for v in h.iter_mut() {
                     *v = v.max(0.0);
                 }
@@ -513,29 +498,39 @@ impl NetSampler {
                 let cx = &self.cx[a * d..(a + 1) * d];
                 let mean = self.pre_mean.as_ref().map(|p| p[a]);
                 for i0 in (0..n).step_by(LANES) {
-                    let b: &[f64; LANES] = net[d * n + i0..][..LANES].try_into().expect("LANES-sized block");
-                    let mut h = [0.0; LANES];
-                    for l in 0..LANES {
-                        h[l] = self.sb * b[l];
-                    }
-                    for (j, c) in cx.iter().enumerate() {
-                        let w: &[f64; LANES] = net[j * n + i0..][..LANES].try_into().expect("LANES-sized block");
-                        for l in 0..LANES {
-                            h[l] = c.mul_add(w[l], h[l]);
-                        }
-                    }
-                    if let Some(mean) = mean {
-                        for v in h.iter_mut() {
-                            *v += mean;
-                        }
-                    }
-                    z[a * n + i0..][..LANES].copy_from_slice(&h);
+                    z[a * n + i0..][..LANES].copy_from_slice(&self.pre_block(net, &net[d * n..], cx, mean, i0));
                 }
             }
         }
         for m in padded..nets {
             self.pre_activations(&normals[m * per..(m + 1) * per], &mut zs[m * kn..(m + 1) * kn]);
         }
+    }
+
+    /// `sb b0_i + sum_j cx_j W0_ji (+ m)` for the units `i0..i0 + LANES`,
+    /// from the W0 rows at the start of `w0` and the b0 row at the start of
+    /// `b0` (each slice may go on past its row: [`Self::pre_activations_short`]
+    /// lets a block run past a row's end into the normals that follow).
+    #[inline(always)]
+    fn pre_block(&self, w0: &[f64], b0: &[f64], cx: &[f64], m: Option<f64>, i0: usize) -> [f64; LANES] {
+        let n = self.n;
+        let b: &[f64; LANES] = b0[i0..i0 + LANES].try_into().expect("LANES-sized block");
+        let mut h = [0.0; LANES];
+        for l in 0..LANES {
+            h[l] = self.sb * b[l];
+        }
+        for (j, c) in cx.iter().enumerate() {
+            let w: &[f64; LANES] = w0[j * n + i0..j * n + i0 + LANES].try_into().expect("LANES-sized block");
+            for l in 0..LANES {
+                h[l] = c.mul_add(w[l], h[l]);
+            }
+        }
+        if let Some(m) = m {
+            for v in h.iter_mut() {
+                *v += m;
+            }
+        }
+        h
     }
 
     /// The k x N pre-activations of one net, input-major.
