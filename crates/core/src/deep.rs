@@ -17,8 +17,9 @@ use rand::Rng;
 /// 1: libm activations; 2: the activations of [`crate::fastmath`]; 3: the
 /// normals of [`crate::normal`], erf(0) = 0 exactly (with SAMPLER_VERSION 3);
 /// 4: the fused activations of SAMPLER_VERSION 4, and NaN outputs (deep
-/// nets that overflow) stored as the one canonical NaN.
-pub const DEEP_SAMPLER_VERSION: u32 = 4;
+/// nets that overflow) stored as the one canonical NaN; 5: the 2048-layer
+/// normals of SAMPLER_VERSION 5.
+pub const DEEP_SAMPLER_VERSION: u32 = 5;
 
 /// The layer recursion at one layer (single input, leading order in 1/n).
 #[derive(Clone, Copy, Debug, PartialEq)]

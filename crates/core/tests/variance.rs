@@ -187,9 +187,13 @@ fn monte_carlo_variance_of_the_products_matches_exact() {
                 chi2 / n,
                 chi2_gp / n
             ));
-            // Tuples share the nets, so chi2/n fluctuates more than for independent terms: a loose
-            // bound on the agreement and a strict one on the power (the GP's variance is rejected).
-            assert!(chi2 / n < 3.0 && worst < 5.0, "{report}");
+            // Tuples share the nets, and each se comes from the fourth moment of a product of up to
+            // 6 outputs (heavy-tailed), so chi2/n has a long tail even when the law is exact:
+            // measured over about 100 runs of these four cases at 10^7 nets (independent seeds,
+            // sampler versions 4 and 5), it ranged 0.13-5.96 with max |z| up to 4.96 (an earlier
+            // bound of 3 failed at 5-10 % per run). A loose bound on the agreement and a strict
+            // one on the power: the GP's variance gives chi2/n >= 117 in the same runs.
+            assert!(chi2 / n < 8.0 && worst < 6.0, "{report}");
             assert!(chi2_gp / n > 20.0, "no power against the GP's variance\n{report}");
         }
     }

@@ -85,13 +85,17 @@ fn gauss_six_point_is_flagged_and_relu_erf_are_not() {
     assert!(section.contains("gauss-d1, n = 6: measured / exact background") && section.contains("2772 of 2772 tuples flagged unreliable"), "{section}");
 }
 
-/// Deep relu at n = 8, L = 6 (C_W = 2): the 8th moment of the deep layers is
-/// carried by events too rare for 20k nets per bag, so the bags of E z^8
-/// spread far less than the exact chain says and those rows are flagged; the
-/// rows left unflagged agree with the chain (chi2 per row of kurtosis and c6
-/// below 3; every |z| < 4), and layer 1 (Gaussian) is never flagged. Measured
-/// (seed 5): layers 3..7 flagged, the bags' spread of E z^8 down to 1e-4 of
-/// the exact one; c8 of the flagged rows is up to 15 of its errors short.
+/// Deep relu at n = 8, L = 6 (C_W = 2): the higher moments of the deep layers
+/// are carried by events too rare for 20k nets per bag, so their bags spread
+/// far less than the exact chain says (or one bag, the one that caught such an
+/// event, dominates) and those rows are flagged; the rows left unflagged agree
+/// with the chain (chi2 per row of kurtosis and c6 below 3; every |z| < 4),
+/// and layer 1 (Gaussian) is never flagged. Which moment trips first depends
+/// on the draws. Measured (seed 5): with sampler version 4's normals, layers
+/// 3..7 flagged on E z^8, its bags' spread down to 1e-4 of the exact one;
+/// with version 5's, layers 3..5 on E z^6 (spread 0.42-0.50 of exact) and
+/// layers 6, 7 on one dominating bag of E z^4 (Grubbs 3.33 and 3.60 > 3.31),
+/// E z^8's spread down to 1e-3.
 #[test]
 fn deep_heavy_tails_are_flagged_against_the_chain() {
     let tmp = tempfile::tempdir().unwrap();
@@ -106,7 +110,11 @@ fn deep_heavy_tails_are_flagged_against_the_chain() {
     for r in &out.layers {
         eprintln!("l = {}: spread ratio {:.3}, z {:.2}, z_c6 {:.2}, z_c8 {:.2}, {:?}", r.layer, r.spread_ratio, r.z, (r.c6 - r.c6_exact) / r.c6_stderr, (r.c8 - r.c8_exact) / r.c8_stderr, r.unreliable);
     }
-    assert!(flagged.iter().any(|r| r.unreliable.as_deref().is_some_and(|w| w.starts_with("E z^8") && w.contains("tails not sampled"))), "no row flagged for unsampled E z^8 tails");
+    assert!(flagged.iter().any(|r| r.unreliable.as_deref().is_some_and(|w| w.contains("tails not sampled"))), "no row flagged for unsampled tails");
+    for r in &flagged {
+        let why = r.unreliable.as_deref().unwrap_or_default();
+        assert!(why.contains("tails not sampled") || why.contains("one bag dominates"), "layer {} flagged for another reason: {why}", r.layer);
+    }
     assert!(flagged.iter().all(|r| r.layer > 1), "the Gaussian layer 1 is flagged");
     let ok: Vec<_> = out.layers.iter().filter(|r| r.unreliable.is_none()).collect();
     assert!(ok.len() >= 2, "too few unflagged rows to check: {}", ok.len());
