@@ -173,6 +173,39 @@ fn exp_and_tanh_blocks_equal_scalar() {
     check::<13>(Exp, exp_fused, 750.0);
     check::<32>(Tanh, tanh_fused, 30.0);
     check::<13>(Tanh, tanh_fused, 30.0);
+    // where -2|z| passes exp's lower clamp (-708), which tanh's block applies alone
+    check::<32>(Tanh, tanh_fused, 800.0);
+}
+
+/// The sampler's activation pass, compiled for each instruction set this
+/// CPU has (AVX-512's 64-lane and AVX2's 32-lane blocks included), gives the
+/// scalar functions' bits value by value (erf's NaN gives +-1 as the scalar
+/// erf does; tanh's and exp's NaN give NaN, whose sign may differ).
+#[test]
+fn activation_passes_equal_scalar_on_every_isa() {
+    use nnqft_core::Activation;
+    use nnqft_core::sampler::{Isa, activate};
+    let erf = |x: f64| Erf::new().eval(x);
+    for (act, scalar, range) in [(Activation::Tanh, tanh_fused as fn(f64) -> f64, 800.0), (Activation::Gauss, exp_fused, 750.0), (Activation::Erf, erf, 8.0)] {
+        let mut xs = points(range);
+        xs.extend([f64::NAN, -f64::NAN, 709.5, -708.5, 354.0, -354.0, 354.5, -354.5, 1e-310]);
+        // whole blocks and a remainder
+        if xs.len() % 64 == 0 {
+            xs.push(0.5);
+        }
+        for isa in [Isa::Generic, Isa::Avx2, Isa::Avx512].into_iter().filter(|i| i.available()) {
+            let mut z = xs.clone();
+            activate(act, isa, &mut z);
+            for (x, y) in xs.iter().zip(&z) {
+                let want = scalar(*x);
+                if want.is_nan() {
+                    assert!(y.is_nan(), "{act:?} {isa:?} x = {x}");
+                } else {
+                    assert_eq!(want.to_bits(), y.to_bits(), "{act:?} {isa:?} x = {x}");
+                }
+            }
+        }
+    }
 }
 
 /// erf is exactly odd and vanishes at 0 (since SAMPLER_VERSION 3; before,
