@@ -85,6 +85,7 @@ fn exp_reduce_fused_nonpositive(x: f64) -> (f64, f64) {
     exp_reduce_clamped(if x < -708.0 { -708.0 } else { x })
 }
 
+/// The fused range reduction of an `x` already within [-708, 709].
 #[inline(always)]
 fn exp_reduce_clamped(x: f64) -> (f64, f64) {
     let t = x.mul_add(LOG2E, ROUND);
